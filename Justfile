@@ -1,0 +1,46 @@
+# pgrator: every routine task. `./just` (the wrapper that installs the pinned just) lists them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+cache := env("PGRATOR_CACHE", env("HOME") / ".cache/pgrator")
+# Cargo builds live outside the clone, so a fresh clone (CI) reuses them.
+export CARGO_TARGET_DIR := env("CARGO_TARGET_DIR", cache / "cargo-target")
+export PGRX_PG_CONFIG_PATH := `grep -s '^PGRX_PG_CONFIG_PATH=' "${PGRATOR_CACHE:-$HOME/.cache/pgrator}/world.env" | tail -n1 | cut -d= -f2- || true`
+# Where the validator module is put, named as PostgreSQL loads it (oauth_validator_libraries = 'pgrator_validator').
+export PGRATOR_VALIDATOR_LIB := CARGO_TARGET_DIR / "pgrator/lib/pgrator_validator.so"
+
+# List the recipes.
+default:
+    @{{just_executable()}} --justfile {{justfile()}} --list --unsorted
+
+# Install the test world's parts (pinned, cached under ~/.cache/pgrator); `just world psql` for one part.
+world *parts:
+    bash tests/world/install.sh {{parts}}
+
+# Build the validator module (release) and place it as pgrator_validator.so.
+build-validator: (world "tools" "postgres")
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export PGRX_PG_CONFIG_PATH="$(grep '^PGRX_PG_CONFIG_PATH=' "{{cache}}/world.env" | tail -n1 | cut -d= -f2-)"
+    cargo build --release -p pgrator-validator
+    mkdir -p "$(dirname "$PGRATOR_VALIDATOR_LIB")"
+    install -m 0644 "$CARGO_TARGET_DIR/release/libpgrator_validator.so" "$PGRATOR_VALIDATOR_LIB.tmp"
+    mv "$PGRATOR_VALIDATOR_LIB.tmp" "$PGRATOR_VALIDATOR_LIB"
+    echo "validator module: $PGRATOR_VALIDATOR_LIB"
+
+# The demo on the embedded default: test world, validator, PostgreSQL 18, and a psql login through the device flow.
+demo: world build-validator
+    cargo run --release -q -p pgrator-e2e --bin pgrator-demo
+
+# Formatting and lints (warnings are errors).
+lint: (world "tools" "postgres")
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Every test: lints, unit and property tests, and the end-to-end tests against the real parts.
+test: world build-validator lint
+    cargo test --workspace --no-fail-fast
+
+# Format the code.
+fmt:
+    cargo fmt --all

@@ -1,0 +1,124 @@
+//! A PostgreSQL 18 server that authenticates with OAuth through our validator, against the test IdP: the setup
+//! shared by the login tests and the demo.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use pgrator_world::idp::{Idp, IdpConfig, defaults, scope_project_audience};
+use pgrator_world::postgres::{PgConfig, Postgres, conf_quote};
+use pgrator_world::psql::{OAuthConnect, Psql, PsqlOutcome};
+
+/// The name PostgreSQL loads the validator by (`oauth_validator_libraries`).
+pub const VALIDATOR_NAME: &str = "pgrator_validator";
+/// The pg_ident map the HBA line uses.
+pub const IDENT_MAP: &str = "oauth";
+
+/// The validator module built by `./just build-validator` (`PGRATOR_VALIDATOR_LIB`).
+pub fn validator_lib() -> Result<PathBuf> {
+    let path = std::env::var_os("PGRATOR_VALIDATOR_LIB").map(PathBuf::from).context(
+        "PGRATOR_VALIDATOR_LIB is not set: build the validator with `./just build-validator` (the test recipes do)",
+    )?;
+    if !path.is_file() {
+        bail!(
+            "{} does not exist: build it with `./just build-validator`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Copies the module into `<dir>/lib/pgrator_validator.so`, readable by the unprivileged server, the way an
+/// extension image puts it under `/extensions/<name>/lib`.
+pub fn stage_validator(dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let lib_dir = dir.join("lib");
+    std::fs::create_dir_all(&lib_dir)?;
+    let dest = lib_dir.join(format!("{VALIDATOR_NAME}.so"));
+    std::fs::copy(validator_lib()?, &dest)?;
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o644))?;
+    for d in [dir, lib_dir.as_path()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(lib_dir)
+}
+
+/// The scopes the HBA line requires (and psql therefore asks for): the project in the audience, as Zitadel does.
+pub fn hba_scope() -> String {
+    format!("openid {}", scope_project_audience(defaults::PROJECT_ID))
+}
+
+/// The IdP and a database that trusts it through the validator.
+pub struct OAuthDb {
+    pub idp: Idp,
+    pub pg: Postgres,
+    pub psql: Psql,
+    pub trust_bundle: PathBuf,
+    _ext: tempfile::TempDir,
+}
+
+impl OAuthDb {
+    /// Starts the IdP and PostgreSQL with an `oauth` HBA line for the IdP's issuer, the validator loaded from a
+    /// staged copy of the module, and `ident` as pg_ident.conf lines of the `oauth` map.
+    pub fn start(ident: &[(&str, &str)], extra: PgConfig) -> Result<OAuthDb> {
+        let idp = Idp::start(IdpConfig::default()).context("starting the IdP")?;
+        let ext = tempfile::Builder::new().prefix("pgrator-ext-").tempdir()?;
+        let lib_dir = stage_validator(ext.path())?;
+        let mut config = extra
+            .setting("oauth_validator_libraries", conf_quote(VALIDATOR_NAME))
+            .setting(
+                "dynamic_library_path",
+                conf_quote(&format!("{}:$libdir", lib_dir.display())),
+            )
+            .setting(
+                "pgrator_validator.audience",
+                conf_quote(defaults::PROJECT_ID),
+            )
+            .setting(
+                "pgrator_validator.ca_file",
+                conf_quote(&idp.ca_pem_path().to_string_lossy()),
+            )
+            .hba(format!(
+                "host all all 127.0.0.1/32 oauth issuer=\"{}\" scope=\"{}\" map={IDENT_MAP}",
+                idp.issuer(),
+                hba_scope()
+            ));
+        for (identity, role) in ident {
+            config = config.ident(format!("{IDENT_MAP} {identity} {role}"));
+        }
+        let pg = Postgres::start(config).context("starting PostgreSQL 18")?;
+        let trust_bundle = idp.ca().system_bundle_with_ca()?;
+        Ok(OAuthDb {
+            idp,
+            pg,
+            psql: Psql::locate()?,
+            trust_bundle,
+            _ext: ext,
+        })
+    }
+
+    /// Where psql connects as `role`, with the IdP's psql client.
+    pub fn connect_as(&self, role: &str, client_id: &str) -> OAuthConnect {
+        OAuthConnect {
+            host: self.pg.host().to_string(),
+            port: self.pg.port(),
+            dbname: "postgres".into(),
+            user: role.to_string(),
+            issuer: self.idp.issuer().to_string(),
+            client_id: client_id.to_string(),
+            scope: None,
+        }
+    }
+
+    /// Runs `sql` with the real psql as `role`; the device code psql prints is approved at the IdP as `person`.
+    pub fn psql_login(&self, role: &str, person: &str, sql: &str) -> Result<PsqlOutcome> {
+        let connect = self.connect_as(role, defaults::PSQL);
+        Ok(self.psql.oauth_sql(
+            &connect,
+            sql,
+            &self.trust_bundle,
+            Duration::from_secs(60),
+            self.idp.approve_as(person),
+        )?)
+    }
+}

@@ -1,0 +1,49 @@
+//! pgrator-token: what a valid access token is, for the PostgreSQL 18 OAuth validator and the operator's
+//! access API.
+//!
+//! Pure: no PostgreSQL types, no network or file I/O, no async, no clock reads (time is always a parameter).
+//! The callers fetch documents (discovery, JWKS, introspection) and hand the bytes in.
+//!
+//! Layout: `envelope` -> `header` -> `key_select` -> `signature` -> `claims` -> `scopes` -> `identity` ->
+//! `roles`, chained by `pipeline`; `jwks`/`jwk` decode keys; `discovery` reads provider metadata;
+//! `key_cache` decides when to fetch keys; `introspection` handles opaque tokens; `settings` builds a validated
+//! configuration from strings; `outcome` names every result for counters.
+#![forbid(unsafe_code)]
+
+pub mod accepted;
+pub mod algorithm;
+pub mod base64url;
+pub mod claims;
+pub mod discovery;
+pub mod envelope;
+pub mod header;
+pub mod http_freshness;
+pub mod identity;
+pub mod introspection;
+pub mod json;
+pub mod jwk;
+pub mod jwks;
+pub mod key_cache;
+pub mod key_select;
+pub mod outcome;
+pub mod pipeline;
+pub mod policy;
+pub mod refusal;
+pub mod roles;
+pub mod scopes;
+pub mod settings;
+pub mod shown;
+pub mod signature;
+pub mod time;
+
+pub use accepted::{Accepted, Verification};
+pub use algorithm::{Algorithm, AlgorithmSet};
+pub use discovery::{ProviderMetadata, discovery_url};
+pub use jwks::KeySet;
+pub use key_cache::{FetchedDocument, KeyCachePolicy, KeyCacheState, KeyDecision};
+pub use outcome::Outcome;
+pub use pipeline::{TokenKind, check_claims, classify, validate_jwt};
+pub use policy::{Policy, Requirements, ScopeCheck};
+pub use refusal::Refusal;
+pub use settings::{RawSettings, ValidatorConfig};
+pub use time::UnixTime;

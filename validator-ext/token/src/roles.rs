@@ -1,0 +1,86 @@
+//! Stage 8, policy: an optional project role the token must carry.
+//!
+//! Zitadel puts project roles into `urn:zitadel:iam:org:project:roles` (or, per project,
+//! `urn:zitadel:iam:org:project:<projectId>:roles`) as an object whose keys are role names:
+//! `{"db-admin": {"<orgId>": "<org domain>"}}`.
+
+use serde_json::{Map, Value};
+
+use crate::outcome::Outcome;
+use crate::shown::Shown;
+
+/// Why the role requirement was not met.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleError {
+    #[error("required role {} is not in claim {}", Shown(.role), Shown(.claim))]
+    Missing { role: String, claim: String },
+    #[error("role claim {} is not an object of role names", Shown(.0))]
+    Invalid(String),
+}
+
+impl RoleError {
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            RoleError::Missing { .. } => Outcome::MissingRole,
+            RoleError::Invalid(_) => Outcome::InvalidClaim,
+        }
+    }
+}
+
+/// The role names in `claim`, checked against `required` when set.
+///
+/// Without a requirement, a claim of the wrong shape yields no roles rather than a refusal.
+pub fn check(claims: &Map<String, Value>, claim: &str, required: Option<&str>) -> Result<Vec<String>, RoleError> {
+    let roles: Option<Vec<String>> = match claims.get(claim) {
+        None => Some(Vec::new()),
+        Some(Value::Object(o)) => Some(o.keys().cloned().collect()),
+        Some(_) => None,
+    };
+    match (roles, required) {
+        (Some(roles), None) => Ok(roles),
+        (None, None) => Ok(Vec::new()),
+        (None, Some(_)) => Err(RoleError::Invalid(claim.to_string())),
+        (Some(roles), Some(role)) if roles.iter().any(|r| r == role) => Ok(roles),
+        (Some(_), Some(role)) => Err(RoleError::Missing { role: role.to_string(), claim: claim.to_string() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::DEFAULT_ROLE_CLAIM;
+    use serde_json::json;
+
+    fn m(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn zitadel_role_object() {
+        let c = m(json!({ DEFAULT_ROLE_CLAIM: {"db-admin": {"1": "org.test"}, "reader": {"1": "org.test"}} }));
+        let roles = check(&c, DEFAULT_ROLE_CLAIM, Some("reader")).expect("has role");
+        assert_eq!(roles.len(), 2);
+        assert!(roles.contains(&"db-admin".to_string()));
+        let e = check(&c, DEFAULT_ROLE_CLAIM, Some("owner")).expect_err("lacks role");
+        assert_eq!(e.outcome(), Outcome::MissingRole);
+    }
+
+    #[test]
+    fn per_project_claim_name() {
+        let name = "urn:zitadel:iam:org:project:42:roles";
+        let c = m(json!({ name: {"db": {}} , DEFAULT_ROLE_CLAIM: {"other": {}} }));
+        assert!(check(&c, name, Some("db")).is_ok());
+        assert!(check(&c, DEFAULT_ROLE_CLAIM, Some("db")).is_err());
+    }
+
+    #[test]
+    fn missing_or_misshapen_claim() {
+        assert_eq!(check(&m(json!({})), DEFAULT_ROLE_CLAIM, None), Ok(vec![]));
+        assert_eq!(check(&m(json!({})), DEFAULT_ROLE_CLAIM, Some("r")).map_err(|e| e.outcome()), Err(Outcome::MissingRole));
+        for v in [json!(["r"]), json!("r"), json!(null)] {
+            let c = m(json!({ DEFAULT_ROLE_CLAIM: v }));
+            assert_eq!(check(&c, DEFAULT_ROLE_CLAIM, Some("r")).map_err(|e| e.outcome()), Err(Outcome::InvalidClaim));
+            assert_eq!(check(&c, DEFAULT_ROLE_CLAIM, None), Ok(vec![]));
+        }
+    }
+}
