@@ -44,3 +44,28 @@ test: world build-validator lint
 # Format the code.
 fmt:
     cargo fmt --all
+
+# The validator's CloudNativePG extension image as an OCI layout (reproducible: SOURCE_DATE_EPOCH = last commit).
+image-validator distro="bookworm": build-validator
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
+    version="$(cargo pkgid -p pgrator-validator | sed 's/.*[#@]//')"
+    cargo run --release -q -p pgrator-extension-oci -- build --library "$PGRATOR_VALIDATOR_LIB" \
+        --name pgrator-validator --version "$version" --distro {{distro}} --spdx MIT \
+        --out "$CARGO_TARGET_DIR/pgrator/oci/pgrator-validator-{{distro}}"
+    echo "layout: $CARGO_TARGET_DIR/pgrator/oci/pgrator-validator-{{distro}}"
+
+# The operator's image as an OCI layout, from a built program.
+image-operator binary:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
+    version="$(cargo pkgid -p pgrator-image | sed 's/.*[#@]//')"
+    cargo run --release -q -p pgrator-image -- --binary {{binary}} --name pgrator --version "$version" \
+        --spdx MIT --out "$CARGO_TARGET_DIR/pgrator/oci/pgrator"
+    echo "layout: $CARGO_TARGET_DIR/pgrator/oci/pgrator"
+
+# Push an OCI layout; prints registry/repo:tag@sha256:… (login and TLS flags: extension-oci/README.md).
+push-image layout reference *flags:
+    cargo run --release -q -p pgrator-extension-oci -- push --layout {{layout}} --reference {{reference}} {{flags}}

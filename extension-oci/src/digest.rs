@@ -18,8 +18,11 @@ impl Digest {
 
     /// Parses `sha256:<64 lowercase hex digits>`; other algorithms are refused.
     pub fn parse(text: &str) -> Result<Digest> {
-        let bad = |why: &str| OciError::InvalidInput(format!("'{text}' is not a sha256 digest: {why}"));
-        let hex = text.strip_prefix("sha256:").ok_or_else(|| bad("it must start with 'sha256:'"))?;
+        let bad =
+            |why: &str| OciError::InvalidInput(format!("'{text}' is not a sha256 digest: {why}"));
+        let hex = text
+            .strip_prefix("sha256:")
+            .ok_or_else(|| bad("it must start with 'sha256:'"))?;
         if hex.len() != 64 {
             return Err(bad("it must have 64 hex digits"));
         }
@@ -100,7 +103,10 @@ mod tests {
 
     #[test]
     fn verify_names_what_mismatched() {
-        let err = Digest::of(b"a").verify("layer 0", b"b").expect_err("mismatch").to_string();
+        let err = Digest::of(b"a")
+            .verify("layer 0", b"b")
+            .expect_err("mismatch")
+            .to_string();
         assert!(err.contains("digest mismatch for layer 0"), "{err}");
     }
 }

@@ -24,19 +24,21 @@ pub fn inspect_module(path: &Path, arch: Arch, distro: Distro) -> Result<ModuleI
     check_header(path, &bytes, arch, &[ET_DYN])?;
     let elf = parse(path, &bytes)?;
     if !exports(&elf, "Pg_magic_func") {
-        return Err(OciError::NotPostgresModule { path: path.to_path_buf() });
+        return Err(OciError::NotPostgresModule {
+            path: path.to_path_buf(),
+        });
     }
     let glibc_needed = newest_glibc(&elf);
-    if let Some(needed) = glibc_needed {
-        if needed > distro.glibc() {
-            let (major, minor) = distro.glibc();
-            return Err(OciError::GlibcTooNew {
-                path: path.to_path_buf(),
-                needed: format!("GLIBC_{}.{}", needed.0, needed.1),
-                distro: distro.to_string(),
-                available: format!("{major}.{minor}"),
-            });
-        }
+    if let Some(needed) = glibc_needed
+        && needed > distro.glibc()
+    {
+        let (major, minor) = distro.glibc();
+        return Err(OciError::GlibcTooNew {
+            path: path.to_path_buf(),
+            needed: format!("GLIBC_{}.{}", needed.0, needed.1),
+            distro: distro.to_string(),
+            available: format!("{major}.{minor}"),
+        });
     }
     Ok(ModuleInfo {
         needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
@@ -58,7 +60,9 @@ pub fn inspect_executable(path: &Path, arch: Arch) -> Result<ExecutableInfo> {
     check_header(path, &bytes, arch, &[ET_EXEC, ET_DYN])?;
     let elf = parse(path, &bytes)?;
     if elf.entry == 0 {
-        return Err(OciError::NotExecutable { path: path.to_path_buf() });
+        return Err(OciError::NotExecutable {
+            path: path.to_path_buf(),
+        });
     }
     Ok(ExecutableInfo {
         interpreter: elf.interpreter.map(str::to_string),
@@ -69,7 +73,9 @@ pub fn inspect_executable(path: &Path, arch: Arch) -> Result<ExecutableInfo> {
 fn read_file(path: &Path) -> Result<Vec<u8>> {
     match std::fs::read(path) {
         Ok(bytes) => Ok(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(OciError::LibraryMissing { path: path.to_path_buf() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(OciError::LibraryMissing {
+            path: path.to_path_buf(),
+        }),
         Err(e) => Err(OciError::io(format!("reading {}", path.display()), e)),
     }
 }
@@ -85,25 +91,42 @@ fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<Elf<'a>> {
 /// gets a precise message. `types` are the accepted `e_type` values.
 fn check_header(path: &Path, bytes: &[u8], arch: Arch, types: &[u16]) -> Result<()> {
     if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
-        return Err(OciError::NotElf { path: path.to_path_buf() });
+        return Err(OciError::NotElf {
+            path: path.to_path_buf(),
+        });
     }
     if bytes.len() < 20 {
         return Err(OciError::BadElf {
             path: path.to_path_buf(),
-            message: format!("the file is {} bytes long, shorter than an ELF header", bytes.len()),
+            message: format!(
+                "the file is {} bytes long, shorter than an ELF header",
+                bytes.len()
+            ),
         });
     }
     let class = bytes[4];
     let data = bytes[5];
     let read_u16 = |at: usize| {
         let pair = [bytes[at], bytes[at + 1]];
-        if data == ELFDATA2LSB { u16::from_le_bytes(pair) } else { u16::from_be_bytes(pair) }
+        if data == ELFDATA2LSB {
+            u16::from_le_bytes(pair)
+        } else {
+            u16::from_be_bytes(pair)
+        }
     };
     let e_type = read_u16(16);
     let e_machine = read_u16(18);
     if e_machine != arch.elf_machine() || class != ELFCLASS64 || data != ELFDATA2LSB {
-        let bits = if class == ELFCLASS64 { "64-bit" } else { "32-bit" };
-        let endian = if data == ELFDATA2LSB { "little-endian" } else { "big-endian" };
+        let bits = if class == ELFCLASS64 {
+            "64-bit"
+        } else {
+            "32-bit"
+        };
+        let endian = if data == ELFDATA2LSB {
+            "little-endian"
+        } else {
+            "big-endian"
+        };
         return Err(OciError::WrongArchitecture {
             path: path.to_path_buf(),
             found: format!("{} ({bits}, {endian})", machine_name(e_machine)),
@@ -118,7 +141,9 @@ fn check_header(path: &Path, bytes: &[u8], arch: Arch, types: &[u16]) -> Result<
             other => format!("ELF file of type {other}"),
         };
         return Err(if types.contains(&ET_EXEC) {
-            OciError::NotExecutable { path: path.to_path_buf() }
+            OciError::NotExecutable {
+                path: path.to_path_buf(),
+            }
         } else {
             OciError::NotSharedLibrary {
                 path: path.to_path_buf(),
@@ -194,7 +219,12 @@ mod tests {
 
     #[test]
     fn missing_file_is_named() {
-        let err = inspect_module(Path::new("/nonexistent/x.so"), Arch::Amd64, Distro::Bookworm).expect_err("missing");
+        let err = inspect_module(
+            Path::new("/nonexistent/x.so"),
+            Arch::Amd64,
+            Distro::Bookworm,
+        )
+        .expect_err("missing");
         assert!(matches!(err, OciError::LibraryMissing { .. }), "{err}");
     }
 

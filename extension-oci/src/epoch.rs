@@ -6,7 +6,9 @@ use crate::error::{OciError, Result};
 pub fn source_date_epoch() -> Result<u64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
-            OciError::InvalidInput(format!("SOURCE_DATE_EPOCH='{v}' is not a number of seconds since 1970"))
+            OciError::InvalidInput(format!(
+                "SOURCE_DATE_EPOCH='{v}' is not a number of seconds since 1970"
+            ))
         }),
         _ => Ok(0),
     }
@@ -17,7 +19,12 @@ pub fn rfc3339_utc(epoch: u64) -> String {
     let days = epoch / 86_400;
     let secs = epoch % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// Gregorian date of a day count since 1970-01-01 (H. Hinnant's civil_from_days, for non-negative days).

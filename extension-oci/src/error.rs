@@ -23,7 +23,9 @@ pub enum OciError {
     BadElf { path: PathBuf, message: String },
     #[error("{path} is a {kind}, not a shared library (ET_DYN)")]
     NotSharedLibrary { path: PathBuf, kind: String },
-    #[error("{path} is built for {found}, but the image targets {expected} ({expected_machine}): wrong architecture")]
+    #[error(
+        "{path} is built for {found}, but the image targets {expected} ({expected_machine}): wrong architecture"
+    )]
     WrongArchitecture {
         path: PathBuf,
         found: String,
@@ -32,16 +34,22 @@ pub enum OciError {
     },
     #[error("{path} is not an executable program")]
     NotExecutable { path: PathBuf },
-    #[error("{path} is not a PostgreSQL module: it does not export Pg_magic_func (PG_MODULE_MAGIC)")]
+    #[error(
+        "{path} is not a PostgreSQL module: it does not export Pg_magic_func (PG_MODULE_MAGIC)"
+    )]
     NotPostgresModule { path: PathBuf },
-    #[error("{path} needs {needed} but {distro} ships glibc {available}: build it on (or for) {distro} or older")]
+    #[error(
+        "{path} needs {needed} but {distro} ships glibc {available}: build it on (or for) {distro} or older"
+    )]
     GlibcTooNew {
         path: PathBuf,
         needed: String,
         distro: String,
         available: String,
     },
-    #[error("{path} needs shared libraries that cannot be found on this machine: {missing:?} (ldd says 'not found')")]
+    #[error(
+        "{path} needs shared libraries that cannot be found on this machine: {missing:?} (ldd says 'not found')"
+    )]
     UnresolvedDependencies { path: PathBuf, missing: Vec<String> },
     #[error("running ldd on {path} failed: {message}")]
     Ldd { path: PathBuf, message: String },
@@ -61,7 +69,9 @@ pub enum OciError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{path} already exists and is not an empty directory or an OCI image layout; refusing to overwrite it")]
+    #[error(
+        "{path} already exists and is not an empty directory or an OCI image layout; refusing to overwrite it"
+    )]
     OutputExists { path: PathBuf },
     #[error("OCI image layout {dir}: {message}")]
     Layout { dir: PathBuf, message: String },
@@ -77,14 +87,20 @@ pub enum OciError {
     #[error("reading CA certificates from {path}: {message}")]
     CaFile { path: PathBuf, message: String },
 
-    #[error("digest mismatch for {what}: expected {expected}, got {actual} (corrupted or tampered content)")]
+    #[error(
+        "digest mismatch for {what}: expected {expected}, got {actual} (corrupted or tampered content)"
+    )]
     DigestMismatch {
         what: String,
         expected: String,
         actual: String,
     },
     #[error("size mismatch for {what}: expected {expected} bytes, got {actual}")]
-    SizeMismatch { what: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("{what} has media type '{media_type}', which this tool does not handle")]
     UnsupportedMediaType { what: String, media_type: String },
     #[error("the image index has no manifest for {wanted} (it has: {available})")]

@@ -93,18 +93,34 @@ pub fn build_extension(spec: &ExtensionSpec) -> Result<BuiltExtension> {
         );
         let mut layer = LayerBuilder::new();
         let module = read(library)?;
-        layer.file(&format!("lib/{library_file_name}"), FileMode::Executable, module)?;
+        layer.file(
+            &format!("lib/{library_file_name}"),
+            FileMode::Executable,
+            module,
+        )?;
         layer.dir("share/extension")?;
         for (name, bytes) in &share {
-            layer.file(&format!("share/extension/{name}"), FileMode::Regular, bytes.clone())?;
+            layer.file(
+                &format!("share/extension/{name}"),
+                FileMode::Regular,
+                bytes.clone(),
+            )?;
         }
         layer.dir("system")?;
         for lib in &bundled {
-            layer.file(&format!("system/{}", lib.soname), FileMode::Executable, read(&lib.path)?)?;
+            layer.file(
+                &format!("system/{}", lib.soname),
+                FileMode::Executable,
+                read(&lib.path)?,
+            )?;
         }
         layer.dir("licenses")?;
         for (name, bytes) in &licenses {
-            layer.file(&format!("licenses/{name}"), FileMode::Regular, bytes.clone())?;
+            layer.file(
+                &format!("licenses/{name}"),
+                FileMode::Regular,
+                bytes.clone(),
+            )?;
         }
         let layer = layer.build(spec.epoch)?;
 
@@ -123,7 +139,10 @@ pub fn build_extension(spec: &ExtensionSpec) -> Result<BuiltExtension> {
         })?);
         bundled_all.push((*arch, bundled));
     }
-    let set = build_index(images, metadata(spec, &library_file_name, &created, None, &[]))?;
+    let set = build_index(
+        images,
+        metadata(spec, &library_file_name, &created, None, &[]),
+    )?;
     Ok(BuiltExtension {
         set,
         tag,
@@ -178,7 +197,11 @@ fn metadata(
         put(labels::ARCH, arch.to_string());
         put(
             labels::SYSTEM_LIBRARIES,
-            bundled.iter().map(|b| b.soname.as_str()).collect::<Vec<_>>().join(","),
+            bundled
+                .iter()
+                .map(|b| b.soname.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
         );
     }
     m
@@ -188,7 +211,11 @@ fn metadata(
 pub fn validate_name(name: &str) -> Result<()> {
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
     let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if name.is_empty() || !name.chars().all(ok_char) || !alnum(name.chars().next()) || !alnum(name.chars().last()) {
+    if name.is_empty()
+        || !name.chars().all(ok_char)
+        || !alnum(name.chars().next())
+        || !alnum(name.chars().last())
+    {
         return Err(OciError::InvalidInput(format!(
             "extension name '{name}' must be lowercase letters, digits, '_' or '-', starting and ending with a letter \
              or digit"
@@ -199,10 +226,17 @@ pub fn validate_name(name: &str) -> Result<()> {
 
 /// OCI distribution's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 pub fn validate_tag(tag: &str) -> Result<()> {
-    let first_ok = tag.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    let rest_ok = tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let first_ok = tag
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let rest_ok = tag
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !first_ok || !rest_ok || tag.len() > 128 {
-        return Err(OciError::InvalidInput(format!("'{tag}' is not a valid image tag (check --version)")));
+        return Err(OciError::InvalidInput(format!(
+            "'{tag}' is not a valid image tag (check --version)"
+        )));
     }
     Ok(())
 }
@@ -222,7 +256,9 @@ fn read_files(paths: &[PathBuf], kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
     for p in paths {
         let name = file_name(p)?;
         if out.iter().any(|(n, _)| *n == name) {
-            return Err(OciError::InvalidInput(format!("two {kind} files are named {name}")));
+            return Err(OciError::InvalidInput(format!(
+                "two {kind} files are named {name}"
+            )));
         }
         out.push((name, read(p)?));
     }

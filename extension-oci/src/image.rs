@@ -5,8 +5,8 @@ use crate::error::{OciError, Result};
 use crate::layer::Layer;
 use crate::platform::Arch;
 use crate::spec::{
-    Annotations, ContainerConfig, Descriptor, History, ImageConfig, ImageIndex, ImageManifest, MEDIA_TYPE_CONFIG,
-    MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Platform, RootFs, to_canonical_json,
+    Annotations, ContainerConfig, Descriptor, History, ImageConfig, ImageIndex, ImageManifest,
+    MEDIA_TYPE_CONFIG, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Platform, RootFs, to_canonical_json,
 };
 
 /// A document and its bytes, exactly as stored and pushed.
@@ -93,7 +93,10 @@ pub fn build_image(input: ImageInput) -> Result<Image> {
             })
             .collect(),
     };
-    let config = Blob::new(MEDIA_TYPE_CONFIG, to_canonical_json("image config", &config)?);
+    let config = Blob::new(
+        MEDIA_TYPE_CONFIG,
+        to_canonical_json("image config", &config)?,
+    );
     let manifest = ImageManifest {
         schema_version: 2,
         media_type: Some(MEDIA_TYPE_MANIFEST.to_string()),
@@ -111,7 +114,10 @@ pub fn build_image(input: ImageInput) -> Result<Image> {
             .collect(),
         annotations: input.annotations,
     };
-    let mut manifest = Blob::new(MEDIA_TYPE_MANIFEST, to_canonical_json("image manifest", &manifest)?);
+    let mut manifest = Blob::new(
+        MEDIA_TYPE_MANIFEST,
+        to_canonical_json("image manifest", &manifest)?,
+    );
     manifest.descriptor.platform = Some(platform.clone());
     Ok(Image {
         platform,
@@ -124,16 +130,24 @@ pub fn build_image(input: ImageInput) -> Result<Image> {
 /// An index over `images` (one per architecture, listed in a fixed order).
 pub fn build_index(mut images: Vec<Image>, annotations: Annotations) -> Result<ImageSet> {
     if images.is_empty() {
-        return Err(OciError::InvalidInput("an image index needs at least one image".into()));
+        return Err(OciError::InvalidInput(
+            "an image index needs at least one image".into(),
+        ));
     }
     images.sort_by(|a, b| a.platform.architecture.cmp(&b.platform.architecture));
     if let Some(dup) = images.windows(2).find(|w| w[0].platform == w[1].platform) {
-        return Err(OciError::InvalidInput(format!("two images for {}", dup[0].platform)));
+        return Err(OciError::InvalidInput(format!(
+            "two images for {}",
+            dup[0].platform
+        )));
     }
     let index = ImageIndex {
         schema_version: 2,
         media_type: Some(MEDIA_TYPE_INDEX.to_string()),
-        manifests: images.iter().map(|i| i.manifest.descriptor.clone()).collect(),
+        manifests: images
+            .iter()
+            .map(|i| i.manifest.descriptor.clone())
+            .collect(),
         annotations,
     };
     let index = Blob::new(MEDIA_TYPE_INDEX, to_canonical_json("image index", &index)?);

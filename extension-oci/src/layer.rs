@@ -68,7 +68,9 @@ impl LayerBuilder {
         self.add_parents(&path)?;
         match self.nodes.get(&path) {
             Some(Node::File { .. }) => {
-                return Err(OciError::InvalidInput(format!("'{path}' is already a file in the layer")));
+                return Err(OciError::InvalidInput(format!(
+                    "'{path}' is already a file in the layer"
+                )));
             }
             Some(Node::Dir) => {}
             None => {
@@ -83,7 +85,9 @@ impl LayerBuilder {
         let path = normalize(path)?;
         self.add_parents(&path)?;
         if self.nodes.contains_key(&path) {
-            return Err(OciError::InvalidInput(format!("'{path}' is added to the layer twice")));
+            return Err(OciError::InvalidInput(format!(
+                "'{path}' is added to the layer twice"
+            )));
         }
         self.nodes.insert(path, Node::File { mode, data });
         Ok(self)
@@ -95,7 +99,9 @@ impl LayerBuilder {
             let parent = &path[..end + slash];
             match self.nodes.get(parent) {
                 Some(Node::File { .. }) => {
-                    return Err(OciError::InvalidInput(format!("'{parent}' is a file, so '{path}' cannot be under it")));
+                    return Err(OciError::InvalidInput(format!(
+                        "'{parent}' is a file, so '{path}' cannot be under it"
+                    )));
                 }
                 Some(Node::Dir) => {}
                 None => {
@@ -111,9 +117,15 @@ impl LayerBuilder {
     pub fn build(&self, mtime: u64) -> Result<Layer> {
         let tar = self.tar(mtime)?;
         let diff_id = Digest::of(&tar);
-        let mut gz = GzBuilder::new().mtime(0).operating_system(255).write(Vec::new(), Compression::default());
-        gz.write_all(&tar).map_err(|e| OciError::io("compressing a layer", e))?;
-        let blob = gz.finish().map_err(|e| OciError::io("compressing a layer", e))?;
+        let mut gz = GzBuilder::new()
+            .mtime(0)
+            .operating_system(255)
+            .write(Vec::new(), Compression::default());
+        gz.write_all(&tar)
+            .map_err(|e| OciError::io("compressing a layer", e))?;
+        let blob = gz
+            .finish()
+            .map_err(|e| OciError::io("compressing a layer", e))?;
         let files = self
             .nodes
             .iter()
@@ -142,13 +154,17 @@ impl LayerBuilder {
                     header.set_entry_type(tar::EntryType::Directory);
                     header.set_mode(DIR_MODE);
                     header.set_size(0);
-                    builder.append_data(&mut header, format!("{path}/"), std::io::empty()).map_err(err)?;
+                    builder
+                        .append_data(&mut header, format!("{path}/"), std::io::empty())
+                        .map_err(err)?;
                 }
                 Node::File { mode, data } => {
                     header.set_entry_type(tar::EntryType::Regular);
                     header.set_mode(mode.bits());
                     header.set_size(data.len() as u64);
-                    builder.append_data(&mut header, path, data.as_slice()).map_err(err)?;
+                    builder
+                        .append_data(&mut header, path, data.as_slice())
+                        .map_err(err)?;
                 }
             }
         }
@@ -160,10 +176,14 @@ impl LayerBuilder {
 fn normalize(path: &str) -> Result<String> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     if parts.is_empty() {
-        return Err(OciError::InvalidInput(format!("'{path}' is not a path inside the image")));
+        return Err(OciError::InvalidInput(format!(
+            "'{path}' is not a path inside the image"
+        )));
     }
     if parts.iter().any(|p| *p == "." || *p == "..") {
-        return Err(OciError::InvalidInput(format!("'{path}' must not contain '.' or '..' components")));
+        return Err(OciError::InvalidInput(format!(
+            "'{path}' must not contain '.' or '..' components"
+        )));
     }
     Ok(parts.join("/"))
 }
@@ -193,13 +213,29 @@ mod tests {
     #[test]
     fn entries_are_sorted_with_parents_first_and_fixed_metadata() {
         let mut b = LayerBuilder::new();
-        b.file("/share/extension/x.control", FileMode::Regular, b"c".to_vec()).expect("file");
-        b.file("lib/x.so", FileMode::Executable, b"elf".to_vec()).expect("file");
+        b.file(
+            "/share/extension/x.control",
+            FileMode::Regular,
+            b"c".to_vec(),
+        )
+        .expect("file");
+        b.file("lib/x.so", FileMode::Executable, b"elf".to_vec())
+            .expect("file");
         b.dir("system").expect("dir");
         let tar = b.tar(42).expect("tar");
         let got = entries(&tar);
         let names: Vec<&str> = got.iter().map(|e| e.0.as_str()).collect();
-        assert_eq!(names, ["lib/", "lib/x.so", "share/", "share/extension/", "share/extension/x.control", "system/"]);
+        assert_eq!(
+            names,
+            [
+                "lib/",
+                "lib/x.so",
+                "share/",
+                "share/extension/",
+                "share/extension/x.control",
+                "system/"
+            ]
+        );
         assert!(got.iter().all(|e| e.2 == 42 && e.3 == 0));
         assert_eq!(got[1].1, 0o755);
         assert_eq!(got[4].1, 0o644);
@@ -208,11 +244,15 @@ mod tests {
     #[test]
     fn the_same_content_in_another_order_gives_the_same_digests() {
         let mut a = LayerBuilder::new();
-        a.file("a/1", FileMode::Regular, b"1".to_vec()).expect("file");
-        a.file("b/2", FileMode::Regular, b"2".to_vec()).expect("file");
+        a.file("a/1", FileMode::Regular, b"1".to_vec())
+            .expect("file");
+        a.file("b/2", FileMode::Regular, b"2".to_vec())
+            .expect("file");
         let mut b = LayerBuilder::new();
-        b.file("b/2", FileMode::Regular, b"2".to_vec()).expect("file");
-        b.file("a/1", FileMode::Regular, b"1".to_vec()).expect("file");
+        b.file("b/2", FileMode::Regular, b"2".to_vec())
+            .expect("file");
+        b.file("a/1", FileMode::Regular, b"1".to_vec())
+            .expect("file");
         let (la, lb) = (a.build(0).expect("a"), b.build(0).expect("b"));
         assert_eq!(la.digest, lb.digest);
         assert_eq!(la.diff_id, lb.diff_id);
@@ -222,7 +262,11 @@ mod tests {
 
     #[test]
     fn gzip_header_has_no_name_and_no_time() {
-        let layer = LayerBuilder::new().dir("x").expect("dir").build(0).expect("layer");
+        let layer = LayerBuilder::new()
+            .dir("x")
+            .expect("dir")
+            .build(0)
+            .expect("layer");
         // ID1 ID2 CM FLG MTIME(4) XFL OS
         assert_eq!(&layer.blob[..3], &[0x1f, 0x8b, 8]);
         assert_eq!(layer.blob[3], 0, "no FNAME/FCOMMENT/FEXTRA flags");
@@ -243,8 +287,12 @@ mod tests {
     fn long_paths_survive() {
         let long = format!("licenses/{}", "n".repeat(150));
         let mut b = LayerBuilder::new();
-        b.file(&long, FileMode::Regular, b"x".to_vec()).expect("file");
-        let names: Vec<String> = entries(&b.tar(0).expect("tar")).into_iter().map(|e| e.0).collect();
+        b.file(&long, FileMode::Regular, b"x".to_vec())
+            .expect("file");
+        let names: Vec<String> = entries(&b.tar(0).expect("tar"))
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
         assert_eq!(names, ["licenses/".to_string(), long]);
     }
 }

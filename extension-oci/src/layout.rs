@@ -8,8 +8,8 @@ use crate::digest::Digest;
 use crate::error::{OciError, Result};
 use crate::image::{Blob, ImageSet};
 use crate::spec::{
-    Annotations, Descriptor, ImageIndex, ImageManifest, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, OciLayoutFile,
-    annotation, from_json, to_canonical_json,
+    Annotations, Descriptor, ImageIndex, ImageManifest, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
+    OciLayoutFile, annotation, from_json, to_canonical_json,
 };
 
 const LAYOUT_VERSION: &str = "1.0.0";
@@ -27,9 +27,13 @@ fn write_contents(dir: &Path, set: &ImageSet, ref_name: &str) -> Result<()> {
     let layout = OciLayoutFile {
         image_layout_version: LAYOUT_VERSION.to_string(),
     };
-    write_file(&dir.join("oci-layout"), &to_canonical_json("oci-layout", &layout)?)?;
+    write_file(
+        &dir.join("oci-layout"),
+        &to_canonical_json("oci-layout", &layout)?,
+    )?;
     let blobs = dir.join("blobs").join("sha256");
-    std::fs::create_dir_all(&blobs).map_err(|e| OciError::io(format!("creating {}", blobs.display()), e))?;
+    std::fs::create_dir_all(&blobs)
+        .map_err(|e| OciError::io(format!("creating {}", blobs.display()), e))?;
     let write_blob = |digest: &str, bytes: &[u8]| -> Result<()> {
         let digest = Digest::parse(digest)?;
         let path = blobs.join(digest.hex());
@@ -47,14 +51,18 @@ fn write_contents(dir: &Path, set: &ImageSet, ref_name: &str) -> Result<()> {
         }
     }
     let mut top = set.index.descriptor.clone();
-    top.annotations.insert(annotation::REF_NAME.to_string(), ref_name.to_string());
+    top.annotations
+        .insert(annotation::REF_NAME.to_string(), ref_name.to_string());
     let index = ImageIndex {
         schema_version: 2,
         media_type: Some(MEDIA_TYPE_INDEX.to_string()),
         manifests: vec![top],
         annotations: Annotations::new(),
     };
-    write_file(&dir.join("index.json"), &to_canonical_json("index.json", &index)?)
+    write_file(
+        &dir.join("index.json"),
+        &to_canonical_json("index.json", &index)?,
+    )
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -68,27 +76,40 @@ pub(crate) fn check_output(out: &Path, marker: &str) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(OciError::io(format!("inspecting {}", out.display()), e)),
         Ok(meta) if meta.is_dir() => {
-            let mut entries =
-                std::fs::read_dir(out).map_err(|e| OciError::io(format!("listing {}", out.display()), e))?;
+            let mut entries = std::fs::read_dir(out)
+                .map_err(|e| OciError::io(format!("listing {}", out.display()), e))?;
             if entries.next().is_none() || out.join(marker).exists() {
                 Ok(true)
             } else {
-                Err(OciError::OutputExists { path: out.to_path_buf() })
+                Err(OciError::OutputExists {
+                    path: out.to_path_buf(),
+                })
             }
         }
-        Ok(_) => Err(OciError::OutputExists { path: out.to_path_buf() }),
+        Ok(_) => Err(OciError::OutputExists {
+            path: out.to_path_buf(),
+        }),
     }
 }
 
 /// A hidden directory next to `out` (same file system, so the final rename is atomic); removed on drop.
 pub(crate) fn staging_dir(out: &Path) -> Result<tempfile::TempDir> {
     let parent = parent_of(out);
-    std::fs::create_dir_all(&parent).map_err(|e| OciError::io(format!("creating {}", parent.display()), e))?;
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| OciError::io(format!("creating {}", parent.display()), e))?;
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     tempfile::Builder::new()
         .prefix(&format!(".{name}.partial-"))
         .tempdir_in(&parent)
-        .map_err(|e| OciError::io(format!("creating a staging directory in {}", parent.display()), e))
+        .map_err(|e| {
+            OciError::io(
+                format!("creating a staging directory in {}", parent.display()),
+                e,
+            )
+        })
 }
 
 /// Moves a finished staging directory to `out`, replacing what is there when `replace` is set.
@@ -99,9 +120,12 @@ pub(crate) fn commit_dir(staging: tempfile::TempDir, out: &Path, replace: bool) 
         let aside = tempfile::Builder::new()
             .prefix(".replaced-")
             .tempdir_in(&parent)
-            .map_err(|e| OciError::io(format!("creating a directory in {}", parent.display()), e))?;
+            .map_err(|e| {
+                OciError::io(format!("creating a directory in {}", parent.display()), e)
+            })?;
         let target = aside.path().join("old");
-        std::fs::rename(out, &target).map_err(|e| OciError::io(format!("moving {} aside", out.display()), e))?;
+        std::fs::rename(out, &target)
+            .map_err(|e| OciError::io(format!("moving {} aside", out.display()), e))?;
         Some((aside, target))
     } else {
         None
@@ -113,7 +137,10 @@ pub(crate) fn commit_dir(staging: tempfile::TempDir, out: &Path, replace: bool) 
             let _ = std::fs::rename(target, out);
         }
         let _ = std::fs::remove_dir_all(&staged);
-        return Err(OciError::io(format!("moving the finished output to {}", out.display()), e));
+        return Err(OciError::io(
+            format!("moving the finished output to {}", out.display()),
+            e,
+        ));
     }
     // `old`'s TempDir removes the replaced content when dropped here.
     drop(old);
@@ -155,17 +182,28 @@ pub fn read_layout(dir: &Path) -> Result<LayoutContent> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(bad("not an OCI image layout (no oci-layout file)".into()));
         }
-        Err(e) => return Err(OciError::io(format!("reading {}", layout_file.display()), e)),
+        Err(e) => {
+            return Err(OciError::io(
+                format!("reading {}", layout_file.display()),
+                e,
+            ));
+        }
     };
     if layout.image_layout_version != LAYOUT_VERSION {
-        return Err(bad(format!("unsupported imageLayoutVersion {}", layout.image_layout_version)));
+        return Err(bad(format!(
+            "unsupported imageLayoutVersion {}",
+            layout.image_layout_version
+        )));
     }
     let index_path = dir.join("index.json");
-    let index_bytes =
-        std::fs::read(&index_path).map_err(|e| OciError::io(format!("reading {}", index_path.display()), e))?;
+    let index_bytes = std::fs::read(&index_path)
+        .map_err(|e| OciError::io(format!("reading {}", index_path.display()), e))?;
     let index: ImageIndex = from_json("index.json", &index_bytes)?;
     let [top] = index.manifests.as_slice() else {
-        return Err(bad(format!("index.json lists {} images; exactly one is expected", index.manifests.len())));
+        return Err(bad(format!(
+            "index.json lists {} images; exactly one is expected",
+            index.manifests.len()
+        )));
     };
     let ref_name = top.annotations.get(annotation::REF_NAME).cloned();
     let top_blob = read_blob(dir, top)?;
@@ -191,7 +229,11 @@ pub fn read_layout(dir: &Path) -> Result<LayoutContent> {
             let manifest = read_blob(dir, m)?;
             let parsed: ImageManifest = from_json("image manifest", &manifest.bytes)?;
             let config = read_blob(dir, &parsed.config)?;
-            let layers = parsed.layers.iter().map(|l| read_blob(dir, l)).collect::<Result<Vec<_>>>()?;
+            let layers = parsed
+                .layers
+                .iter()
+                .map(|l| read_blob(dir, l))
+                .collect::<Result<Vec<_>>>()?;
             Ok(LocalImage {
                 manifest,
                 config,
@@ -209,7 +251,8 @@ pub fn read_layout(dir: &Path) -> Result<LayoutContent> {
 fn read_blob(dir: &Path, descriptor: &Descriptor) -> Result<Blob> {
     let digest = Digest::parse(&descriptor.digest)?;
     let path = dir.join("blobs").join("sha256").join(digest.hex());
-    let bytes = std::fs::read(&path).map_err(|e| OciError::io(format!("reading blob {}", path.display()), e))?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| OciError::io(format!("reading blob {}", path.display()), e))?;
     let what = format!("blob {} in {}", descriptor.digest, dir.display());
     if bytes.len() as u64 != descriptor.size {
         return Err(OciError::SizeMismatch {

@@ -7,9 +7,9 @@
 //! - [`elf`], [`system_libs`]: checks of the module and the decision which shared libraries go to `/system`.
 //! - [`registry`], [`unpack`]: push, pull by digest with verification, unpack as a node would.
 
+pub mod cli;
 pub mod digest;
 pub mod elf;
-pub mod cli;
 pub mod epoch;
 pub mod error;
 pub mod extension;

@@ -11,7 +11,10 @@ use pgrator_extension_oci::registry::{pull_image, push_layout};
 use pgrator_extension_oci::{Arch, Distro};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Builds, pushes and pulls PostgreSQL 18 extension images for CloudNativePG image volumes")]
+#[command(
+    version,
+    about = "Builds, pushes and pulls PostgreSQL 18 extension images for CloudNativePG image volumes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -85,10 +88,13 @@ enum Command {
 
 fn parse_library(value: &str) -> Result<(Arch, PathBuf), String> {
     if let Some((arch, path)) = value.split_once('=') {
-        let arch: Arch = arch.parse().map_err(|e: pgrator_extension_oci::OciError| e.to_string())?;
+        let arch: Arch = arch
+            .parse()
+            .map_err(|e: pgrator_extension_oci::OciError| e.to_string())?;
         return Ok((arch, PathBuf::from(path)));
     }
-    let host = Arch::host().ok_or("this machine's architecture is not amd64 or arm64; use ARCH=PATH")?;
+    let host =
+        Arch::host().ok_or("this machine's architecture is not amd64 or arm64; use ARCH=PATH")?;
     Ok((host, PathBuf::from(value)))
 }
 
@@ -123,7 +129,8 @@ fn main() -> anyhow::Result<()> {
                 revision,
                 epoch: source_date_epoch()?,
             };
-            let built = build_extension_layout(&spec, &out).context("building the extension image")?;
+            let built =
+                build_extension_layout(&spec, &out).context("building the extension image")?;
             for image in &built.set.images {
                 let size: u64 = image.layers.iter().map(|l| l.blob.len() as u64).sum();
                 eprintln!(
@@ -144,7 +151,8 @@ fn main() -> anyhow::Result<()> {
             registry,
         } => {
             let options = registry.options()?;
-            let pushed = block_on(push_layout(&layout, &reference, &options))?.context("pushing the image")?;
+            let pushed = block_on(push_layout(&layout, &reference, &options))?
+                .context("pushing the image")?;
             eprintln!("uploaded {} new blobs", pushed.uploaded_blobs);
             println!("{}", pushed.reference);
         }
@@ -157,10 +165,17 @@ fn main() -> anyhow::Result<()> {
             let options = registry.options()?;
             let arch = match arch {
                 Some(a) => a,
-                None => Arch::host().context("this machine's architecture is not amd64 or arm64; pass --arch")?,
+                None => Arch::host()
+                    .context("this machine's architecture is not amd64 or arm64; pass --arch")?,
             };
-            let pulled = block_on(pull_image(&reference, &out, &options, arch))?.context("pulling the image")?;
-            eprintln!("{}: {} entries unpacked into {}", pulled.platform, pulled.entries, out.display());
+            let pulled = block_on(pull_image(&reference, &out, &options, arch))?
+                .context("pulling the image")?;
+            eprintln!(
+                "{}: {} entries unpacked into {}",
+                pulled.platform,
+                pulled.entries,
+                out.display()
+            );
             println!("{}", pulled.manifest_digest);
         }
     }

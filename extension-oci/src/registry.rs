@@ -14,10 +14,10 @@ use crate::digest::Digest;
 use crate::error::{OciError, Result};
 use crate::layout::read_layout;
 use crate::spec::{
-    Descriptor, ImageConfig, ImageIndex, ImageManifest, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Platform, from_json,
+    Descriptor, ImageConfig, ImageIndex, ImageManifest, MEDIA_TYPE_DOCKER_LIST,
+    MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Platform, from_json,
 };
-use crate::unpack::{unpack_image, PulledLayer};
+use crate::unpack::{PulledLayer, unpack_image};
 
 /// Registry credentials. The password never appears in `Debug` output or logs.
 #[derive(Clone)]
@@ -28,7 +28,10 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -116,12 +119,24 @@ impl Session {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
             None => RegistryAuth::Anonymous,
         };
-        Ok(Session { client, auth, registry })
+        Ok(Session {
+            client,
+            auth,
+            registry,
+        })
     }
 
     /// Authenticates up front, so a wrong password or an unreachable registry fails before any upload.
-    async fn authenticate(&self, reference: &Reference, operation: RegistryOperation) -> Result<()> {
-        self.client.auth(reference, &self.auth, operation).await.map(|_| ()).map_err(|e| self.error(e))
+    async fn authenticate(
+        &self,
+        reference: &Reference,
+        operation: RegistryOperation,
+    ) -> Result<()> {
+        self.client
+            .auth(reference, &self.auth, operation)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(e))
     }
 
     fn error(&self, e: OciDistributionError) -> OciError {
@@ -131,7 +146,11 @@ impl Session {
 
 /// Pushes the image of the layout at `layout` to `reference` (`registry/repository[:tag]`; without a tag, the
 /// layout's own ref name is used) and returns the digest reference.
-pub async fn push_layout(layout: &Path, reference: &str, options: &RegistryOptions) -> Result<Pushed> {
+pub async fn push_layout(
+    layout: &Path,
+    reference: &str,
+    options: &RegistryOptions,
+) -> Result<Pushed> {
     let content = read_layout(layout)?;
     let parsed = parse_reference(reference)?;
     if parsed.digest().is_some() {
@@ -154,28 +173,58 @@ pub async fn push_layout(layout: &Path, reference: &str, options: &RegistryOptio
     let repository = parsed.repository().to_string();
     let tagged = Reference::with_tag(registry.clone(), repository.clone(), tag.clone());
     let session = Session::new(&tagged, options)?;
-    session.authenticate(&tagged, RegistryOperation::Push).await?;
+    session
+        .authenticate(&tagged, RegistryOperation::Push)
+        .await?;
 
     let mut uploaded = 0;
     for image in &content.images {
         for blob in image.layers.iter().chain(std::iter::once(&image.config)) {
             let digest = &blob.descriptor.digest;
-            let exists = session.client.blob_exists(&tagged, digest).await.map_err(|e| session.error(e))?;
+            let exists = session
+                .client
+                .blob_exists(&tagged, digest)
+                .await
+                .map_err(|e| session.error(e))?;
             if exists {
                 tracing::debug!(%digest, "blob already in the registry");
                 continue;
             }
             tracing::info!(%digest, size = blob.bytes.len(), "uploading blob");
-            session.client.push_blob(&tagged, blob.bytes.clone(), digest).await.map_err(|e| session.error(e))?;
+            session
+                .client
+                .push_blob(&tagged, blob.bytes.clone(), digest)
+                .await
+                .map_err(|e| session.error(e))?;
             uploaded += 1;
         }
-        let by_digest = Reference::with_digest(registry.clone(), repository.clone(), image.manifest.descriptor.digest.clone());
-        push_manifest(&session, &by_digest, &image.manifest.bytes, &image.manifest.descriptor.media_type).await?;
+        let by_digest = Reference::with_digest(
+            registry.clone(),
+            repository.clone(),
+            image.manifest.descriptor.digest.clone(),
+        );
+        push_manifest(
+            &session,
+            &by_digest,
+            &image.manifest.bytes,
+            &image.manifest.descriptor.media_type,
+        )
+        .await?;
     }
-    push_manifest(&session, &tagged, &content.top.bytes, &content.top.descriptor.media_type).await?;
+    push_manifest(
+        &session,
+        &tagged,
+        &content.top.bytes,
+        &content.top.descriptor.media_type,
+    )
+    .await?;
 
     // What the tag now points at must be what was built.
-    let served = session.client.fetch_manifest_digest(&tagged, &session.auth).await.map_err(|e| session.error(e))?;
+    let served = session
+        .client
+        .fetch_manifest_digest(&tagged, &session.auth)
+        .await
+        .map_err(|e| session.error(e))?;
     if served != content.top.descriptor.digest {
         return Err(OciError::DigestMismatch {
             what: format!("tag {tag} after the push"),
@@ -190,9 +239,17 @@ pub async fn push_layout(layout: &Path, reference: &str, options: &RegistryOptio
     })
 }
 
-async fn push_manifest(session: &Session, reference: &Reference, bytes: &[u8], media_type: &str) -> Result<()> {
-    let content_type = http::HeaderValue::from_str(media_type)
-        .map_err(|_| OciError::InvalidInput(format!("media type '{media_type}' is not a valid header value")))?;
+async fn push_manifest(
+    session: &Session,
+    reference: &Reference,
+    bytes: &[u8],
+    media_type: &str,
+) -> Result<()> {
+    let content_type = http::HeaderValue::from_str(media_type).map_err(|_| {
+        OciError::InvalidInput(format!(
+            "media type '{media_type}' is not a valid header value"
+        ))
+    })?;
     session
         .client
         .push_manifest_raw(reference, bytes.to_vec(), content_type)
@@ -222,27 +279,48 @@ pub async fn pull_image(
     let registry = parsed.registry().to_string();
     let repository = parsed.repository().to_string();
     let session = Session::new(&parsed, options)?;
-    session.authenticate(&parsed, RegistryOperation::Pull).await?;
+    session
+        .authenticate(&parsed, RegistryOperation::Pull)
+        .await?;
 
-    let accepted = [MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST];
-    let (top, _) = session.client.pull_manifest_raw(&parsed, &session.auth, &accepted).await.map_err(|e| session.error(e))?;
+    let accepted = [
+        MEDIA_TYPE_INDEX,
+        MEDIA_TYPE_MANIFEST,
+        MEDIA_TYPE_DOCKER_LIST,
+        MEDIA_TYPE_DOCKER_MANIFEST,
+    ];
+    let (top, _) = session
+        .client
+        .pull_manifest_raw(&parsed, &session.auth, &accepted)
+        .await
+        .map_err(|e| session.error(e))?;
     top_digest.verify(&format!("manifest {reference}"), &top)?;
     let media_type = media_type_of(&top)?;
     let (manifest_digest, manifest_bytes, platform) = match media_type.as_str() {
         MEDIA_TYPE_INDEX | MEDIA_TYPE_DOCKER_LIST => {
             let index: ImageIndex = from_json("image index", &top)?;
             let chosen = choose_platform(&index, platform_arch)?;
-            let by_digest = Reference::with_digest(registry.clone(), repository.clone(), chosen.digest.clone());
+            let by_digest =
+                Reference::with_digest(registry.clone(), repository.clone(), chosen.digest.clone());
             let (bytes, _) = session
                 .client
-                .pull_manifest_raw(&by_digest, &session.auth, &[MEDIA_TYPE_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST])
+                .pull_manifest_raw(
+                    &by_digest,
+                    &session.auth,
+                    &[MEDIA_TYPE_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST],
+                )
                 .await
                 .map_err(|e| session.error(e))?;
             check_blob(&format!("manifest {}", chosen.digest), chosen, &bytes)?;
-            let platform = chosen.platform.clone().unwrap_or_else(|| linux(platform_arch));
+            let platform = chosen
+                .platform
+                .clone()
+                .unwrap_or_else(|| linux(platform_arch));
             (chosen.digest.clone(), bytes.to_vec(), platform)
         }
-        MEDIA_TYPE_MANIFEST | MEDIA_TYPE_DOCKER_MANIFEST => (top_digest.to_string(), top.to_vec(), linux(platform_arch)),
+        MEDIA_TYPE_MANIFEST | MEDIA_TYPE_DOCKER_MANIFEST => {
+            (top_digest.to_string(), top.to_vec(), linux(platform_arch))
+        }
         other => {
             return Err(OciError::UnsupportedMediaType {
                 what: reference.to_string(),
@@ -270,7 +348,12 @@ pub async fn pull_image(
         });
     }
     let mut layers = Vec::new();
-    for (i, (layer, diff_id)) in manifest.layers.iter().zip(&config.rootfs.diff_ids).enumerate() {
+    for (i, (layer, diff_id)) in manifest
+        .layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .enumerate()
+    {
         let what = format!("layer {i} ({})", layer.digest);
         let blob = fetch_blob(&session, &parsed, layer, &what).await?;
         layers.push(PulledLayer {
@@ -291,7 +374,12 @@ pub async fn pull_image(
 }
 
 /// Downloads a blob, refusing more bytes than the descriptor announces, then checks size and digest.
-async fn fetch_blob(session: &Session, image: &Reference, descriptor: &Descriptor, what: &str) -> Result<Vec<u8>> {
+async fn fetch_blob(
+    session: &Session,
+    image: &Reference,
+    descriptor: &Descriptor,
+    what: &str,
+) -> Result<Vec<u8>> {
     let mut stream = session
         .client
         .pull_blob_stream(image, descriptor.digest.as_str())
@@ -328,13 +416,21 @@ fn choose_platform(index: &ImageIndex, arch: crate::platform::Arch) -> Result<&D
     index
         .manifests
         .iter()
-        .find(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch.oci_name()))
+        .find(|m| {
+            m.platform
+                .as_ref()
+                .is_some_and(|p| p.os == "linux" && p.architecture == arch.oci_name())
+        })
         .ok_or_else(|| OciError::NoPlatform {
             wanted: linux(arch).to_string(),
             available: index
                 .manifests
                 .iter()
-                .map(|m| m.platform.as_ref().map_or_else(|| "unknown".to_string(), ToString::to_string))
+                .map(|m| {
+                    m.platform
+                        .as_ref()
+                        .map_or_else(|| "unknown".to_string(), ToString::to_string)
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
         })
@@ -365,10 +461,12 @@ fn media_type_of(manifest: &[u8]) -> Result<String> {
 }
 
 pub fn parse_reference(reference: &str) -> Result<Reference> {
-    reference.parse::<Reference>().map_err(|e| OciError::Reference {
-        reference: reference.to_string(),
-        message: e.to_string(),
-    })
+    reference
+        .parse::<Reference>()
+        .map_err(|e| OciError::Reference {
+            reference: reference.to_string(),
+            message: e.to_string(),
+        })
 }
 
 /// Whether the text names a tag (`…/name:tag`), as opposed to the parser's implicit `latest`.
@@ -419,8 +517,9 @@ fn install_crypto_provider() {
 }
 
 fn stream_error(registry: &str, what: &str, e: std::io::Error) -> OciError {
-    if let Some(DigestError::VerificationError { expected, actual }) =
-        e.get_ref().and_then(|inner| inner.downcast_ref::<DigestError>())
+    if let Some(DigestError::VerificationError { expected, actual }) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<DigestError>())
     {
         return OciError::DigestMismatch {
             what: what.to_string(),
@@ -442,22 +541,30 @@ fn map_error(registry: &str, e: OciDistributionError) -> OciError {
         message: message.clone(),
     };
     match &e {
-        OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_) => {
-            unauthorized()
-        }
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_) => unauthorized(),
         OciDistributionError::RegistryError { envelope, .. }
-            if envelope.errors.iter().any(|x| matches!(x.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)) =>
+            if envelope
+                .errors
+                .iter()
+                .any(|x| matches!(x.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)) =>
         {
             unauthorized()
         }
-        OciDistributionError::ServerError { code: 401 | 403, .. } => unauthorized(),
-        OciDistributionError::RequestError(r) if matches!(r.status().map(|s| s.as_u16()), Some(401 | 403)) => {
+        OciDistributionError::ServerError {
+            code: 401 | 403, ..
+        } => unauthorized(),
+        OciDistributionError::RequestError(r)
+            if matches!(r.status().map(|s| s.as_u16()), Some(401 | 403)) =>
+        {
             unauthorized()
         }
-        OciDistributionError::RequestError(r) if r.is_connect() || r.is_timeout() => OciError::Unreachable {
-            registry: registry.to_string(),
-            message,
-        },
+        OciDistributionError::RequestError(r) if r.is_connect() || r.is_timeout() => {
+            OciError::Unreachable {
+                registry: registry.to_string(),
+                message,
+            }
+        }
         OciDistributionError::DigestError(DigestError::VerificationError { expected, actual }) => {
             OciError::DigestMismatch {
                 what: "content from the registry".into(),
@@ -495,12 +602,17 @@ mod tests {
     fn tags_are_told_apart_from_ports() {
         assert!(reference_has_tag("127.0.0.1:5000/pgrator/validator:1"));
         assert!(!reference_has_tag("127.0.0.1:5000/pgrator/validator"));
-        assert!(!reference_has_tag("127.0.0.1:5000/pgrator/validator@sha256:00"));
+        assert!(!reference_has_tag(
+            "127.0.0.1:5000/pgrator/validator@sha256:00"
+        ));
     }
 
     #[test]
     fn media_type_is_inferred_when_absent() {
-        assert_eq!(media_type_of(br#"{"schemaVersion":2,"manifests":[]}"#).expect("index"), MEDIA_TYPE_INDEX);
+        assert_eq!(
+            media_type_of(br#"{"schemaVersion":2,"manifests":[]}"#).expect("index"),
+            MEDIA_TYPE_INDEX
+        );
         assert_eq!(
             media_type_of(br#"{"schemaVersion":2,"config":{},"layers":[]}"#).expect("manifest"),
             MEDIA_TYPE_MANIFEST

@@ -79,7 +79,12 @@ pub fn libraries_to_bundle(
     search_path: &[PathBuf],
 ) -> Result<Vec<BundledLibrary>> {
     if Arch::host() != Some(arch) {
-        let foreign: Vec<String> = info.needed.iter().filter(|n| !is_stock(n)).cloned().collect();
+        let foreign: Vec<String> = info
+            .needed
+            .iter()
+            .filter(|n| !is_stock(n))
+            .cloned()
+            .collect();
         if !foreign.is_empty() {
             return Err(OciError::ForeignDependencies {
                 path: module.to_path_buf(),
@@ -90,7 +95,11 @@ pub fn libraries_to_bundle(
         return Ok(Vec::new());
     }
     let resolved = run_ldd(module, search_path)?;
-    let missing: Vec<String> = resolved.iter().filter(|l| l.path.is_none()).map(|l| l.soname.clone()).collect();
+    let missing: Vec<String> = resolved
+        .iter()
+        .filter(|l| l.path.is_none())
+        .map(|l| l.soname.clone())
+        .collect();
     if !missing.is_empty() {
         return Err(OciError::UnresolvedDependencies {
             path: module.to_path_buf(),
@@ -125,7 +134,11 @@ pub struct RuntimeLibrary {
 /// without a distribution underneath (`FROM scratch`). Fails when any library cannot be found.
 pub fn runtime_libraries(program: &Path, search_path: &[PathBuf]) -> Result<Vec<RuntimeLibrary>> {
     let entries = run_ldd(program, search_path)?;
-    let missing: Vec<String> = entries.iter().filter(|l| l.path.is_none()).map(|l| l.soname.clone()).collect();
+    let missing: Vec<String> = entries
+        .iter()
+        .filter(|l| l.path.is_none())
+        .map(|l| l.soname.clone())
+        .collect();
     if !missing.is_empty() {
         return Err(OciError::UnresolvedDependencies {
             path: program.to_path_buf(),
@@ -176,7 +189,12 @@ fn run_ldd(module: &Path, search_path: &[PathBuf]) -> Result<Vec<LddEntry>> {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(OciError::Ldd {
             path: module.to_path_buf(),
-            message: format!("ldd exited with {}: {}{}", out.status, stdout.trim(), stderr.trim()),
+            message: format!(
+                "ldd exited with {}: {}{}",
+                out.status,
+                stdout.trim(),
+                stderr.trim()
+            ),
         });
     }
     Ok(parse_ldd(&stdout))
@@ -195,7 +213,9 @@ pub fn parse_ldd(output: &str) -> Vec<LddEntry> {
                 let path = if rest.starts_with("not found") {
                     None
                 } else {
-                    Some(PathBuf::from(rest.split(" (").next().unwrap_or(rest).trim()))
+                    Some(PathBuf::from(
+                        rest.split(" (").next().unwrap_or(rest).trim(),
+                    ))
                 };
                 return Some(LddEntry {
                     soname: soname.trim().to_string(),
@@ -230,16 +250,29 @@ mod tests {
         let names: Vec<&str> = entries.iter().map(|e| e.soname.as_str()).collect();
         assert_eq!(
             names,
-            ["linux-vdso.so.1", "libgcc_s.so.1", "libfoo.so.2", "libbar.so.1", "libc.so.6", "ld-linux-x86-64.so.2"]
+            [
+                "linux-vdso.so.1",
+                "libgcc_s.so.1",
+                "libfoo.so.2",
+                "libbar.so.1",
+                "libc.so.6",
+                "ld-linux-x86-64.so.2"
+            ]
         );
-        assert_eq!(entries[2].path.as_deref(), Some(Path::new("/opt/foo/lib/libfoo.so.2")));
+        assert_eq!(
+            entries[2].path.as_deref(),
+            Some(Path::new("/opt/foo/lib/libfoo.so.2"))
+        );
         assert_eq!(entries[3].path, None);
     }
 
     #[test]
     fn only_non_stock_libraries_are_bundled() {
-        let bundled: Vec<String> =
-            parse_ldd(SAMPLE).into_iter().filter(|e| !is_stock(&e.soname)).map(|e| e.soname).collect();
+        let bundled: Vec<String> = parse_ldd(SAMPLE)
+            .into_iter()
+            .filter(|e| !is_stock(&e.soname))
+            .map(|e| e.soname)
+            .collect();
         assert_eq!(bundled, ["libfoo.so.2", "libbar.so.1"]);
     }
 
@@ -249,13 +282,20 @@ mod tests {
             needed: vec!["libc.so.6".into(), "libgcc_s.so.1".into()],
             glibc_needed: None,
         };
-        let other = Arch::ALL.into_iter().find(|a| Some(*a) != Arch::host()).expect("another arch");
-        assert_eq!(libraries_to_bundle(Path::new("/x.so"), other, &info, &[]).expect("ok"), Vec::new());
+        let other = Arch::ALL
+            .into_iter()
+            .find(|a| Some(*a) != Arch::host())
+            .expect("another arch");
+        assert_eq!(
+            libraries_to_bundle(Path::new("/x.so"), other, &info, &[]).expect("ok"),
+            Vec::new()
+        );
         let info = ModuleInfo {
             needed: vec!["libc.so.6".into(), "libfoo.so.2".into()],
             glibc_needed: None,
         };
-        let err = libraries_to_bundle(Path::new("/x.so"), other, &info, &[]).expect_err("foreign lib");
+        let err =
+            libraries_to_bundle(Path::new("/x.so"), other, &info, &[]).expect_err("foreign lib");
         assert!(err.to_string().contains("libfoo.so.2"), "{err}");
     }
 }

@@ -30,11 +30,19 @@ pub fn check_pull_target(out: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(OciError::io(format!("inspecting {}", out.display()), e)),
         Ok(meta) if meta.is_dir() => {
-            let mut entries =
-                std::fs::read_dir(out).map_err(|e| OciError::io(format!("listing {}", out.display()), e))?;
-            if entries.next().is_none() { Ok(()) } else { Err(OciError::OutputExists { path: out.to_path_buf() }) }
+            let mut entries = std::fs::read_dir(out)
+                .map_err(|e| OciError::io(format!("listing {}", out.display()), e))?;
+            if entries.next().is_none() {
+                Ok(())
+            } else {
+                Err(OciError::OutputExists {
+                    path: out.to_path_buf(),
+                })
+            }
         }
-        Ok(_) => Err(OciError::OutputExists { path: out.to_path_buf() }),
+        Ok(_) => Err(OciError::OutputExists {
+            path: out.to_path_buf(),
+        }),
     }
 }
 
@@ -66,9 +74,15 @@ fn decompress(layer: &PulledLayer) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let read = match layer.media_type.as_str() {
         MEDIA_TYPE_LAYER_GZIP | MEDIA_TYPE_DOCKER_LAYER_GZIP => {
-            GzDecoder::new(layer.blob.as_slice()).take(MAX_LAYER_BYTES + 1).read_to_end(&mut out)
+            GzDecoder::new(layer.blob.as_slice())
+                .take(MAX_LAYER_BYTES + 1)
+                .read_to_end(&mut out)
         }
-        MEDIA_TYPE_LAYER_TAR => layer.blob.as_slice().take(MAX_LAYER_BYTES + 1).read_to_end(&mut out),
+        MEDIA_TYPE_LAYER_TAR => layer
+            .blob
+            .as_slice()
+            .take(MAX_LAYER_BYTES + 1)
+            .read_to_end(&mut out),
         other => {
             return Err(OciError::UnsupportedMediaType {
                 what: layer.what.clone(),
@@ -78,7 +92,10 @@ fn decompress(layer: &PulledLayer) -> Result<Vec<u8>> {
     };
     read.map_err(|e| OciError::io(format!("decompressing {}", layer.what), e))?;
     if out.len() as u64 > MAX_LAYER_BYTES {
-        return Err(OciError::InvalidInput(format!("{} is larger than {MAX_LAYER_BYTES} bytes uncompressed", layer.what)));
+        return Err(OciError::InvalidInput(format!(
+            "{} is larger than {MAX_LAYER_BYTES} bytes uncompressed",
+            layer.what
+        )));
     }
     Ok(out)
 }
@@ -94,7 +111,10 @@ fn unpack_tar(tar: &[u8], root: &Path, what: &str) -> Result<usize> {
             layer: what.to_string(),
             path: raw.display().to_string(),
         })?;
-        let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if let Some(hidden) = name.strip_prefix(".wh.") {
             apply_whiteout(root, &rel, hidden)?;
             continue;
@@ -190,14 +210,20 @@ mod tests {
     fn unpacks_into_a_fresh_directory_with_modes() {
         use std::os::unix::fs::PermissionsExt;
         let mut b = LayerBuilder::new();
-        b.file("lib/x.so", FileMode::Executable, b"so".to_vec()).expect("file");
-        b.file("licenses/LICENSE", FileMode::Regular, b"MIT".to_vec()).expect("file");
+        b.file("lib/x.so", FileMode::Executable, b"so".to_vec())
+            .expect("file");
+        b.file("licenses/LICENSE", FileMode::Regular, b"MIT".to_vec())
+            .expect("file");
         let tmp = tempfile::tempdir().expect("tmp");
         let out = tmp.path().join("rootfs");
         let n = unpack_image(&[pulled(&b)], &out).expect("unpack");
         assert_eq!(n, 4);
         assert_eq!(std::fs::read(out.join("lib/x.so")).expect("read"), b"so");
-        let mode = std::fs::metadata(out.join("lib/x.so")).expect("meta").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(out.join("lib/x.so"))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o755);
     }
 
@@ -212,7 +238,11 @@ mod tests {
         let err = unpack_image(&[layer], &out).expect_err("mismatch");
         assert!(matches!(err, OciError::DigestMismatch { .. }), "{err}");
         assert!(!out.exists());
-        assert_eq!(std::fs::read_dir(tmp.path()).expect("ls").count(), 0, "no staging directory left");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).expect("ls").count(),
+            0,
+            "no staging directory left"
+        );
     }
 
     #[test]
@@ -248,7 +278,10 @@ mod tests {
     fn non_empty_target_is_refused() {
         let tmp = tempfile::tempdir().expect("tmp");
         std::fs::write(tmp.path().join("keep"), b"x").expect("write");
-        assert!(matches!(check_pull_target(tmp.path()), Err(OciError::OutputExists { .. })));
+        assert!(matches!(
+            check_pull_target(tmp.path()),
+            Err(OciError::OutputExists { .. })
+        ));
         assert!(check_pull_target(&tmp.path().join("absent")).is_ok());
     }
 }

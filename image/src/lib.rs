@@ -28,7 +28,9 @@ pub enum ImageError {
     Oci(#[from] OciError),
     #[error("invalid input: {0}")]
     InvalidInput(String),
-    #[error("{program} ({arch}) is dynamically linked, and its libraries can only be collected on a {arch} machine; build it statically (e.g. -C target-feature=+crt-static)")]
+    #[error(
+        "{program} ({arch}) is dynamically linked, and its libraries can only be collected on a {arch} machine; build it statically (e.g. -C target-feature=+crt-static)"
+    )]
     ForeignDynamicProgram { program: PathBuf, arch: Arch },
     #[error("reading {path}: {source}")]
     Read {
@@ -120,7 +122,11 @@ pub fn build_operator_image(spec: &OperatorImageSpec) -> Result<BuiltOperatorIma
             layer.file(&lib.image_path, FileMode::Executable, read(&lib.source)?)?;
         }
         for (name, bytes) in &licenses {
-            layer.file(&format!("licenses/{name}"), FileMode::Regular, bytes.clone())?;
+            layer.file(
+                &format!("licenses/{name}"),
+                FileMode::Regular,
+                bytes.clone(),
+            )?;
         }
         let layer = layer.build(spec.epoch)?;
         let annotations = metadata(spec, &created);
@@ -161,7 +167,9 @@ pub fn build_operator_layout(spec: &OperatorImageSpec, out: &Path) -> Result<Bui
 
 /// `root` and the non-root user, no login shell for either (there is none in the image).
 fn passwd() -> String {
-    format!("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{USER_ID}:{USER_ID}:nonroot:/nonexistent:/sbin/nologin\n")
+    format!(
+        "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{USER_ID}:{USER_ID}:nonroot:/nonexistent:/sbin/nologin\n"
+    )
 }
 
 fn group() -> String {
@@ -171,7 +179,10 @@ fn group() -> String {
 fn metadata(spec: &OperatorImageSpec, created: &str) -> Annotations {
     let mut m = Annotations::new();
     m.insert(annotation::TITLE.into(), spec.name.clone());
-    m.insert(annotation::DESCRIPTION.into(), format!("{}: the pgrator operator", spec.name));
+    m.insert(
+        annotation::DESCRIPTION.into(),
+        format!("{}: the pgrator operator", spec.name),
+    );
     m.insert(annotation::VERSION.into(), spec.version.clone());
     m.insert(annotation::CREATED.into(), created.to_string());
     if let Some(l) = &spec.spdx_license {
@@ -188,12 +199,16 @@ fn metadata(spec: &OperatorImageSpec, created: &str) -> Annotations {
 
 fn validate_program_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !name.starts_with('.');
     if ok {
         Ok(())
     } else {
-        Err(ImageError::InvalidInput(format!("'{name}' is not a plain program name")))
+        Err(ImageError::InvalidInput(format!(
+            "'{name}' is not a plain program name"
+        )))
     }
 }
 
@@ -241,7 +256,12 @@ mod tests {
             revision: None,
             epoch: 0,
         };
-        let err = build_operator_image(&spec).expect_err("missing").to_string();
-        assert!(err.contains("/nonexistent/pgrator") && err.contains("does not exist"), "{err}");
+        let err = build_operator_image(&spec)
+            .expect_err("missing")
+            .to_string();
+        assert!(
+            err.contains("/nonexistent/pgrator") && err.contains("does not exist"),
+            "{err}"
+        );
     }
 }

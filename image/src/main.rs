@@ -11,7 +11,10 @@ use pgrator_extension_oci::epoch::source_date_epoch;
 use pgrator_image::{OperatorImageSpec, SYSTEM_CA_BUNDLE, build_operator_layout};
 
 #[derive(Debug, Parser)]
-#[command(disable_version_flag = true, about = "Builds the pgrator operator image (program, CA certificates, user 65532) as an OCI layout")]
+#[command(
+    disable_version_flag = true,
+    about = "Builds the pgrator operator image (program, CA certificates, user 65532) as an OCI layout"
+)]
 struct Cli {
     /// The program, as PATH (this machine's architecture) or ARCH=PATH; repeat per architecture.
     #[arg(long = "binary", required = true, value_parser = parse_program)]
@@ -44,10 +47,13 @@ struct Cli {
 
 fn parse_program(value: &str) -> Result<(Arch, PathBuf), String> {
     if let Some((arch, path)) = value.split_once('=') {
-        let arch: Arch = arch.parse().map_err(|e: pgrator_extension_oci::OciError| e.to_string())?;
+        let arch: Arch = arch
+            .parse()
+            .map_err(|e: pgrator_extension_oci::OciError| e.to_string())?;
         return Ok((arch, PathBuf::from(path)));
     }
-    let host = Arch::host().ok_or("this machine's architecture is not amd64 or arm64; use ARCH=PATH")?;
+    let host =
+        Arch::host().ok_or("this machine's architecture is not amd64 or arm64; use ARCH=PATH")?;
     Ok((host, PathBuf::from(value)))
 }
 
@@ -69,7 +75,10 @@ fn main() -> anyhow::Result<()> {
     let built = build_operator_layout(&spec, &cli.out).context("building the operator image")?;
     for image in &built.set.images {
         let size: u64 = image.layers.iter().map(|l| l.blob.len() as u64).sum();
-        eprintln!("{}: manifest {} ({size} bytes of layers)", image.platform, image.manifest.descriptor.digest);
+        eprintln!(
+            "{}: manifest {} ({size} bytes of layers)",
+            image.platform, image.manifest.descriptor.digest
+        );
     }
     eprintln!("tag {} written to {}", built.tag, cli.out.display());
     println!("{}", built.set.digest());

@@ -28,19 +28,38 @@ pub fn validator_lib() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Copies the module into `<dir>/lib/pgrator_validator.so`, readable by the unprivileged server, the way an
-/// extension image puts it under `/extensions/<name>/lib`.
-pub fn stage_validator(dir: &Path) -> Result<PathBuf> {
+/// The validator's SQL extension files (control + scripts) in the source tree.
+pub fn validator_extension_files() -> Result<Vec<PathBuf>> {
+    let module = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../validator-ext/module");
+    let mut files = vec![module.join(format!("{VALIDATOR_NAME}.control"))];
+    for entry in std::fs::read_dir(module.join("sql"))? {
+        files.push(entry?.path());
+    }
+    Ok(files)
+}
+
+/// Lays the module out the way an extension image does under `/extensions/<name>`: `lib/pgrator_validator.so`
+/// and `share/extension/` (control and SQL files), readable by the unprivileged server. Returns (lib, share).
+pub fn stage_validator(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     use std::os::unix::fs::PermissionsExt;
     let lib_dir = dir.join("lib");
+    let share_dir = dir.join("share");
+    let ext_dir = share_dir.join("extension");
     std::fs::create_dir_all(&lib_dir)?;
-    let dest = lib_dir.join(format!("{VALIDATOR_NAME}.so"));
-    std::fs::copy(validator_lib()?, &dest)?;
-    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o644))?;
-    for d in [dir, lib_dir.as_path()] {
+    std::fs::create_dir_all(&ext_dir)?;
+    let mut files = vec![(validator_lib()?, lib_dir.join(format!("{VALIDATOR_NAME}.so")))];
+    for f in validator_extension_files()? {
+        let name = f.file_name().context("extension file name")?.to_owned();
+        files.push((f, ext_dir.join(name)));
+    }
+    for (from, to) in files {
+        std::fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644))?;
+    }
+    for d in [dir, lib_dir.as_path(), share_dir.as_path(), ext_dir.as_path()] {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
     }
-    Ok(lib_dir)
+    Ok((lib_dir, share_dir))
 }
 
 /// The scopes the HBA line requires (and psql therefore asks for): the project in the audience, as Zitadel does.
@@ -63,12 +82,16 @@ impl OAuthDb {
     pub fn start(ident: &[(&str, &str)], extra: PgConfig) -> Result<OAuthDb> {
         let idp = Idp::start(IdpConfig::default()).context("starting the IdP")?;
         let ext = tempfile::Builder::new().prefix("pgrator-ext-").tempdir()?;
-        let lib_dir = stage_validator(ext.path())?;
+        let (lib_dir, share_dir) = stage_validator(ext.path())?;
         let mut config = extra
             .setting("oauth_validator_libraries", conf_quote(VALIDATOR_NAME))
             .setting(
                 "dynamic_library_path",
                 conf_quote(&format!("{}:$libdir", lib_dir.display())),
+            )
+            .setting(
+                "extension_control_path",
+                conf_quote(&format!("$system:{}", share_dir.display())),
             )
             .setting(
                 "pgrator_validator.audience",

@@ -126,3 +126,37 @@ mod signature {
         }
     }
 }
+
+/// Preloaded, the validator shares keys across backends: after the first login, logins make no IdP request, and
+/// the counters and key cache are readable from SQL.
+#[test]
+fn preloaded_validator_shares_keys_and_counts_outcomes() {
+    let config = PgConfig::default().setting("shared_preload_libraries", "'pgrator_validator'");
+    let db = OAuthDb::start(&[(ALICE_SUB, "alice")], config).expect("start the IdP and PostgreSQL");
+    db.pg.sql("postgres", "CREATE ROLE alice LOGIN").expect("create role alice");
+    let first = db.psql_login("alice", ALICE, "SELECT current_user").expect("run psql");
+    assert!(first.success, "first login failed:\n{}", first.stderr);
+
+    db.idp.reset_stats().expect("reset IdP stats");
+    for _ in 0..3 {
+        let out = db.psql_login("alice", ALICE, "SELECT current_user").expect("run psql");
+        assert!(out.success, "login failed:\n{}", out.stderr);
+    }
+    let stats = db.idp.stats().expect("IdP stats");
+    // (psql itself reads the discovery document on every login; the validator needs only the keys.)
+    assert_eq!(stats.count("/oauth/v2/keys"), 0, "logins fetched keys: {stats:?}");
+
+    db.pg.sql("postgres", "CREATE EXTENSION pgrator_validator").expect("create the extension");
+    let accepted = db
+        .pg
+        .sql("postgres", "SELECT count FROM pgrator_validator.counters() WHERE name = 'accepted'")
+        .expect("read counters");
+    assert_eq!(accepted, "4");
+    let cache = db
+        .pg
+        .sql("postgres", "SELECT issuer, shared, keys > 0, failures FROM pgrator_validator.key_cache()")
+        .expect("read key cache");
+    assert_eq!(cache, format!("{}|t|t|0", db.idp.issuer()));
+    let log = db.pg.log();
+    assert!(log.contains("pgrator_validator key refresher started"), "{log}");
+}

@@ -165,10 +165,10 @@ impl Service {
     /// The log written since `offset` (a previous `log_len`), for assertions about one step.
     pub fn logs_since(&self, offset: u64) -> String {
         let mut out = Vec::new();
-        if let Ok(mut f) = File::open(&self.log_path) {
-            if f.seek(SeekFrom::Start(offset)).is_ok() {
-                let _ = f.read_to_end(&mut out);
-            }
+        if let Ok(mut f) = File::open(&self.log_path)
+            && f.seek(SeekFrom::Start(offset)).is_ok()
+        {
+            let _ = f.read_to_end(&mut out);
         }
         String::from_utf8_lossy(&out).into_owned()
     }
@@ -188,10 +188,7 @@ impl Service {
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut().map(Child::try_wait) {
-            Some(Ok(None)) => true,
-            _ => false,
-        }
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 
     /// Polls `probe` until it returns true. Fails, with the log tail, when the process exits or `timeout` passes.

@@ -137,18 +137,15 @@ impl Psql {
                     .lines()
                     .map_while(std::result::Result::ok)
                 {
-                    if prompt.is_none() {
-                        if let Some(p) = DevicePrompt::parse(&line) {
-                            if let Some(f) = on_prompt.take() {
-                                if let Err(e) = f(&p) {
-                                    text += &format!(
-                                        "[harness] approving {} failed: {e}\n",
-                                        p.user_code
-                                    );
-                                }
-                            }
-                            prompt = Some(p);
+                    if prompt.is_none()
+                        && let Some(p) = DevicePrompt::parse(&line)
+                    {
+                        if let Some(f) = on_prompt.take()
+                            && let Err(e) = f(&p)
+                        {
+                            text += &format!("[harness] approving {} failed: {e}\n", p.user_code);
                         }
+                        prompt = Some(p);
                     }
                     text += &line;
                     text.push('\n');

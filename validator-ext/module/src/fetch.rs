@@ -17,7 +17,15 @@ pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
     pub status: u16,
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A response header by (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -101,13 +109,20 @@ fn perform(agent: &ureq::Agent, req: Request, max_body: u64) -> Result<HttpRespo
     };
     let mut response = answer.map_err(|e| FetchError::Http(e.to_string()))?;
     let status = response.status().as_u16();
+    let headers = ["cache-control", "expires", "date"]
+        .iter()
+        .filter_map(|name| {
+            let v = response.headers().get(*name)?.to_str().ok()?;
+            Some((name.to_string(), v.to_string()))
+        })
+        .collect();
     let body = response
         .body_mut()
         .with_config()
         .limit(max_body)
         .read_to_vec()
         .map_err(|e| FetchError::Http(format!("reading the body: {e}")))?;
-    Ok(HttpResponse { status, body })
+    Ok(HttpResponse { status, headers, body })
 }
 
 fn agent(settings: &HttpSettings) -> Result<ureq::Agent, FetchError> {
@@ -141,6 +156,18 @@ fn agent(settings: &HttpSettings) -> Result<ureq::Agent, FetchError> {
         .user_agent("pgrator-validator")
         .build()
         .new_agent())
+}
+
+/// Sleeps on the latch, handling interrupts (terminate, authentication_timeout) as they come.
+pub fn sleep_interruptibly(duration: Duration) {
+    let timeout_ms = duration.as_millis().clamp(1, 1000) as std::ffi::c_long;
+    let events = (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32;
+    // SAFETY: main thread of a backend or background worker, whose own latch MyLatch is.
+    unsafe {
+        pg_sys::WaitLatch(pg_sys::MyLatch, events, timeout_ms, pg_sys::PG_WAIT_EXTENSION);
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+    }
+    pgrx::check_for_interrupts!();
 }
 
 fn wait_latch_or_fd(fd: i32, remaining: Duration) {

@@ -1,92 +1,128 @@
-//! Finding the issuer's keys and deciding about a token with them.
+//! An issuer's keys for a login: from the cache when usable (a login never waits on the IdP then), fetched when
+//! missing (bounded, interruptible), refreshed once on an unknown `kid` (at most once per cooldown).
 //!
-//! This is the per-process path: discovery and JWKS are fetched by this backend (bounded, interruptible) and kept
-//! for the rest of its life. One login is one backend, so each login pays the fetch here.
+//! When the library is preloaded the cache is shared and the refresher (`worker`) keeps it fresh ahead of expiry;
+//! otherwise each backend fetches for itself, which is correct but costs a fetch per login.
 
-use std::cell::RefCell;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
-use pgrator_token::{KeySet, Policy, ProviderMetadata, Requirements, UnixTime, discovery_url, validate_jwt};
+use pgrator_token::key_cache::KeyCachePolicy;
+use pgrator_token::{FetchedDocument, KeyDecision, KeySet, ProviderMetadata, UnixTime, discovery_url};
 
 use crate::fetch::{self, HttpSettings};
-use crate::guc;
-use crate::hba::OAuthHba;
-use crate::validate::Decision;
+use crate::shmem::{self, MAX_JWKS};
+use crate::store;
 
-/// Keys fetched by this backend, per issuer.
-struct Cached {
-    issuer: String,
-    keys: KeySet,
+pub fn now() -> UnixTime {
+    UnixTime::from(SystemTime::now())
 }
 
-thread_local! {
-    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+pub fn cache_policy() -> KeyCachePolicy {
+    KeyCachePolicy::default()
 }
 
-pub fn validate(token: &[u8], line: &OAuthHba) -> Decision {
-    let Ok(token) = std::str::from_utf8(token) else {
-        return refuse("malformed", "the token is not valid UTF-8".into());
-    };
-    let audiences = guc::audience();
-    if audiences.is_empty() {
-        return refuse("config_error", "pgrator_validator.audience is not set; every token is refused".into());
+/// Keys usable for a login at `now`.
+pub fn for_login(issuer: &str, http: &HttpSettings) -> Result<KeySet, String> {
+    let policy = cache_policy();
+    let started = Instant::now();
+    loop {
+        let now = now();
+        let snapshot = store::read(issuer).unwrap_or_default();
+        match snapshot.state.decide(now) {
+            // The refresher (preloaded) fetches ahead of expiry; a login only reads.
+            KeyDecision::Use | KeyDecision::UseAndRefresh => return parse(&snapshot.jwks),
+            KeyDecision::FetchFirst => {
+                let claimed = store::update(issuer, |e| e.state.claim_fetch(now, &policy))
+                    .ok_or_else(|| format!("no free key cache slot for issuer {issuer}"))?;
+                if claimed {
+                    return refresh(issuer, http);
+                }
+            }
+            KeyDecision::Unavailable { retry_at } if snapshot.state.claimed_until <= now => {
+                return Err(format!(
+                    "no usable keys for {issuer}: fetching them failed {} time(s); next attempt in {} s",
+                    snapshot.state.failures,
+                    retry_at.seconds() - now.seconds()
+                ));
+            }
+            KeyDecision::Unavailable { .. } => {}
+        }
+        // Another backend is fetching: wait for it, but no longer than one fetch may take.
+        if started.elapsed() > http.timeout {
+            return Err(format!("timed out waiting for another backend to fetch the keys of {issuer}"));
+        }
+        fetch::sleep_interruptibly(Duration::from_millis(20));
     }
-    let mut policy = Policy::new(audiences);
-    policy.identity_claim = guc::identity_claim();
-    let requirements = Requirements::from_hba(&line.issuer, &line.scope);
-    let http = guc::http();
-
-    let keys = match cached_or_fetch(&line.issuer, &http, false) {
-        Ok(keys) => keys,
-        Err(reason) => return refuse("idp_error", reason),
-    };
-    let now = UnixTime::from(SystemTime::now());
-    let first = validate_jwt(token, &keys, &policy, &requirements, now);
-    let outcome = match first {
-        Err(r) if r.may_need_key_refresh() => match cached_or_fetch(&line.issuer, &http, true) {
-            Ok(fresh) => validate_jwt(token, &fresh, &policy, &requirements, now),
-            Err(reason) => return refuse("idp_error", reason),
-        },
-        other => other,
-    };
-    match outcome {
-        Ok(accepted) => Decision::Accept { authn_id: accepted.authn_id },
-        Err(refusal) => Decision::Refuse { code: refusal.code(), reason: refusal.to_string(), authn_id: None },
-    }
 }
 
-fn refuse(code: &'static str, reason: String) -> Decision {
-    Decision::Refuse { code, reason, authn_id: None }
+/// After an unknown `kid`: refetch if the cooldown allows, else `None` (the refusal stands).
+pub fn after_unknown_kid(issuer: &str, http: &HttpSettings) -> Option<Result<KeySet, String>> {
+    let policy = cache_policy();
+    let now = now();
+    let claimed = store::update(issuer, |e| e.state.claim_unknown_kid_refresh(now, &policy))?;
+    claimed.then(|| refresh(issuer, http))
 }
 
-/// The issuer's key set: from this backend's cache unless `refresh` or absent.
-fn cached_or_fetch(issuer: &str, http: &HttpSettings, refresh: bool) -> Result<KeySet, String> {
-    if !refresh {
-        let hit = CACHE.with(|c| c.borrow().as_ref().filter(|c| c.issuer == issuer).map(|c| c.keys.clone()));
-        if let Some(keys) = hit {
-            return Ok(keys);
+/// Fetches the JWKS (the caller holds the fetch claim) and records the result in the cache.
+pub fn refresh(issuer: &str, http: &HttpSettings) -> Result<KeySet, String> {
+    let policy = cache_policy();
+    let known_uri = store::read(issuer).and_then(|s| s.jwks_uri);
+    let fetched = fetch_jwks(issuer, known_uri, http);
+    shmem::count_fetch(fetched.is_ok());
+    let now = now();
+    match fetched {
+        Err(reason) => {
+            store::update(issuer, |e| e.state.record_failure(now, &policy));
+            Err(reason)
+        }
+        Ok((uri, response)) => {
+            let doc = FetchedDocument {
+                status: response.status,
+                cache_control: response.header("cache-control"),
+                expires: response.header("expires"),
+                date: response.header("date"),
+                body: &response.body,
+            };
+            let outcome = store::update(issuer, |e| {
+                let keys = e.state.on_fetch(now, &doc, &policy);
+                if keys.is_ok() {
+                    e.new_jwks_uri = Some(uri.clone());
+                    e.new_jwks = Some(response.body.clone());
+                }
+                keys
+            })
+            .ok_or_else(|| format!("no free key cache slot for issuer {issuer}"))?;
+            let keys = outcome.map_err(|e| format!("JWKS {uri}: {e}"))?;
+            for skipped in keys.skipped() {
+                pgrx::log!("pgrator_validator: JWKS {uri}: skipped a key: {}", skipped.reason);
+            }
+            Ok(keys)
         }
     }
-    let keys = fetch_keys(issuer, http)?;
-    CACHE.with(|c| *c.borrow_mut() = Some(Cached { issuer: issuer.to_string(), keys: keys.clone() }));
-    Ok(keys)
 }
 
-fn fetch_keys(issuer: &str, http: &HttpSettings) -> Result<KeySet, String> {
-    let url = discovery_url(issuer);
-    let doc = fetch::get(&url, http).map_err(|e| format!("fetching the discovery document {url}: {e}"))?;
-    if doc.status != 200 {
-        return Err(format!("the discovery document {url} answered HTTP {}", doc.status));
-    }
-    let meta = ProviderMetadata::parse(&doc.body, issuer).map_err(|e| format!("discovery document {url}: {e}"))?;
-    let jwks_uri = meta.jwks_uri;
-    let jwks = fetch::get(&jwks_uri, http).map_err(|e| format!("fetching the JWKS {jwks_uri}: {e}"))?;
-    if jwks.status != 200 {
-        return Err(format!("the JWKS {jwks_uri} answered HTTP {}", jwks.status));
-    }
-    let keys = KeySet::parse(&jwks.body).map_err(|e| format!("JWKS {jwks_uri}: {e}"))?;
-    for skipped in keys.skipped() {
-        pgrx::log!("pgrator_validator: JWKS {jwks_uri}: skipped a key: {}", skipped.reason);
-    }
-    Ok(keys)
+/// Discovery (unless the JWKS URI is known) and the JWKS itself.
+fn fetch_jwks(
+    issuer: &str,
+    known_uri: Option<String>,
+    http: &HttpSettings,
+) -> Result<(String, fetch::HttpResponse), String> {
+    let uri = match known_uri {
+        Some(uri) => uri,
+        None => {
+            let url = discovery_url(issuer);
+            let doc = fetch::get(&url, http).map_err(|e| format!("fetching the discovery document {url}: {e}"))?;
+            if doc.status != 200 {
+                return Err(format!("the discovery document {url} answered HTTP {}", doc.status));
+            }
+            ProviderMetadata::parse(&doc.body, issuer).map_err(|e| format!("discovery document {url}: {e}"))?.jwks_uri
+        }
+    };
+    let limited = HttpSettings { max_body: MAX_JWKS as u64, ..http.clone() };
+    let response = fetch::get(&uri, &limited).map_err(|e| format!("fetching the JWKS {uri}: {e}"))?;
+    Ok((uri, response))
+}
+
+fn parse(jwks: &[u8]) -> Result<KeySet, String> {
+    KeySet::parse(jwks).map_err(|e| format!("cached JWKS: {e}"))
 }

@@ -6,20 +6,32 @@
 //! This crate is the FFI edge, so `unsafe` is allowed here (and only here); every block must say why it is sound.
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+// pgrx's shared-memory macro tests features of older PostgreSQL majors that this crate does not declare.
+#![allow(unexpected_cfgs)]
 
 pgrx::pg_module_magic!();
 
 mod abi;
+mod decide;
 mod fetch;
 mod guc;
 mod hba;
 mod keys;
+mod shmem;
+mod stats;
+mod store;
 mod validate;
+mod worker;
 
 /// Called when the library is loaded (at the first OAuth login of a backend, or at start when preloaded).
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
+    // Preloaded: keys and counters in shared memory, refreshed by a background worker. Otherwise (loaded at the
+    // first OAuth login of a backend) each backend fetches keys for itself.
+    if shmem::init_if_preloading() {
+        worker::register();
+    }
 }
 
 /// The callbacks PostgreSQL calls; must live for the whole process.

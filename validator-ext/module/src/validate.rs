@@ -9,13 +9,9 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 
 use crate::abi::{ValidatorModuleResult, ValidatorModuleState};
-use crate::{hba, keys};
-
-/// What the validator decided about one token.
-pub enum Decision {
-    Accept { authn_id: String },
-    Refuse { code: &'static str, reason: String, authn_id: Option<String> },
-}
+use crate::decide::{Decision, decide};
+use crate::{hba, shmem};
+use pgrator_token::Outcome;
 
 /// # Safety
 /// Called by PostgreSQL with valid pointers: `token` and `role` NUL-terminated, `result` writable.
@@ -40,7 +36,7 @@ pub unsafe extern "C-unwind" fn validate_cb(
     result.authorized = false;
     result.authn_id = std::ptr::null_mut();
 
-    let decision = match catch_unwind(AssertUnwindSafe(|| decide(token))) {
+    let decision = match catch_unwind(AssertUnwindSafe(|| decide_for_connection(token))) {
         Ok(decision) => decision,
         Err(payload) => {
             // An error raised by PostgreSQL itself (e.g. FATAL on pg_terminate_backend while we waited): let
@@ -48,44 +44,36 @@ pub unsafe extern "C-unwind" fn validate_cb(
             if payload.downcast_ref::<CaughtError>().is_some_and(|e| !matches!(e, CaughtError::RustPanic { .. })) {
                 resume_unwind(payload);
             }
-            Decision::Refuse {
-                code: "internal_error",
-                reason: format!("internal error in the validator: {}", panic_message(&*payload)),
-                authn_id: None,
-            }
+            Decision::refuse(
+                Outcome::InternalError,
+                format!("internal error in the validator: {}", panic_message(&*payload)),
+            )
         }
     };
 
+    shmem::count(decision.outcome());
     match decision {
         Decision::Accept { authn_id } => {
             result.authn_id = palloc_str(&authn_id);
             result.authorized = !result.authn_id.is_null();
             pgrx::debug1!("pgrator_validator: accepted token for identity \"{authn_id}\" (role \"{role}\")");
         }
-        Decision::Refuse { code, reason, authn_id } => {
-            if let Some(id) = &authn_id {
-                // Lets a DBA match the refusal to a person in the log.
-                result.authn_id = palloc_str(id);
-            }
+        Decision::Refuse { outcome, reason } => {
             pgrx::log!(
-                "pgrator_validator: refused token for role \"{role}\" (pg_hba.conf line {}): {reason} [{code}]{}",
+                "pgrator_validator: refused token for role \"{role}\" (pg_hba.conf line {}): {reason} [{}]",
                 hba::current().map(|l| l.line).unwrap_or(0),
-                authn_id.map(|id| format!(" (identity \"{id}\")")).unwrap_or_default()
+                outcome.name()
             );
         }
     }
     true
 }
 
-fn decide(token: &[u8]) -> Decision {
-    let Some(line) = hba::current() else {
-        return Decision::Refuse {
-            code: "internal_error",
-            reason: "no oauth HBA line is in effect for this connection".into(),
-            authn_id: None,
-        };
-    };
-    keys::validate(token, &line)
+fn decide_for_connection(token: &[u8]) -> Decision {
+    match hba::current() {
+        Some(line) => decide(token, &line),
+        None => Decision::refuse(Outcome::InternalError, "no oauth HBA line is in effect for this connection"),
+    }
 }
 
 /// Copies `s` into memory PostgreSQL owns (it pfrees authn_id). `None`-like null on an interior NUL.

@@ -17,7 +17,10 @@ fn cases() -> (KeySet, Vec<u8>, Vec<(&'static str, String)>) {
     let refs: Vec<&Signer> = signers.iter().collect();
     let document = jwks(&refs);
     let keys = KeySet::parse(&document).expect("jwks");
-    let tokens = signers.iter().map(|s| (s.alg(), s.mint(&claims()))).collect();
+    let tokens = signers
+        .iter()
+        .map(|s| (s.alg(), s.mint(&claims())))
+        .collect();
     (keys, document, tokens)
 }
 
@@ -47,7 +50,10 @@ fn main() {
     let (keys, document, tokens) = cases();
     let (p, r, n) = (policy(), requirements(), now());
     for (alg, token) in &tokens {
-        assert!(validate_jwt(token, &keys, &p, &r, n).is_ok(), "{alg} token validates");
+        assert!(
+            validate_jwt(token, &keys, &p, &r, n).is_ok(),
+            "{alg} token validates"
+        );
     }
 
     println!("-- plain timing loop --");
@@ -60,12 +66,19 @@ fn main() {
         black_box(KeySet::parse(black_box(&document)).is_ok());
     });
 
-    let mut c = Criterion::default().configure_from_args().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
     let mut group = c.benchmark_group("validate_warm");
     for (alg, token) in &tokens {
-        group.bench_function(*alg, |b| b.iter(|| validate_jwt(black_box(token), &keys, &p, &r, n).is_ok()));
+        group.bench_function(*alg, |b| {
+            b.iter(|| validate_jwt(black_box(token), &keys, &p, &r, n).is_ok())
+        });
     }
     group.finish();
-    c.bench_function("jwks_parse", |b| b.iter(|| KeySet::parse(black_box(&document)).is_ok()));
+    c.bench_function("jwks_parse", |b| {
+        b.iter(|| KeySet::parse(black_box(&document)).is_ok())
+    });
     c.final_summary();
 }

@@ -15,7 +15,8 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// Whether every byte of `s` is in the base64url alphabet (a cheap pre-check before decoding).
 pub fn is_alphabet(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

@@ -16,11 +16,17 @@ pub enum ClaimsError {
     #[error("claim {0} is missing")]
     Missing(&'static str),
     #[error("claim {} is not {expected}", Shown(.claim))]
-    Invalid { claim: String, expected: &'static str },
+    Invalid {
+        claim: String,
+        expected: &'static str,
+    },
     #[error("issuer is {} but {} is required", Shown(.found), Shown(.expected))]
     WrongIssuer { expected: String, found: String },
     #[error("audience {} contains none of {}", ShownList(.found), ShownList(.expected))]
-    WrongAudience { expected: Vec<String>, found: Vec<String> },
+    WrongAudience {
+        expected: Vec<String>,
+        found: Vec<String>,
+    },
     #[error("expired at {exp} (now {now}, skew {skew}s)")]
     Expired { exp: i64, now: i64, skew: u64 },
     #[error("not valid before {nbf} (now {now}, skew {skew}s)")]
@@ -44,7 +50,12 @@ impl ClaimsError {
 }
 
 /// Checks the registered claims; returns the expiry.
-pub fn check(claims: &Map<String, Value>, policy: &Policy, req: &Requirements, now: UnixTime) -> Result<UnixTime, ClaimsError> {
+pub fn check(
+    claims: &Map<String, Value>,
+    policy: &Policy,
+    req: &Requirements,
+    now: UnixTime,
+) -> Result<UnixTime, ClaimsError> {
     check_issuer(claims, &req.issuer)?;
     check_audience(claims, &policy.audiences)?;
     check_times(claims, now, policy.clock_skew_secs)
@@ -54,10 +65,14 @@ fn check_issuer(claims: &Map<String, Value>, issuer: &str) -> Result<(), ClaimsE
     match claims.get("iss") {
         None => Err(ClaimsError::Missing("iss")),
         Some(Value::String(found)) if found == issuer => Ok(()),
-        Some(Value::String(found)) => {
-            Err(ClaimsError::WrongIssuer { expected: issuer.to_string(), found: found.clone() })
-        }
-        Some(_) => Err(ClaimsError::Invalid { claim: "iss".into(), expected: "a string" }),
+        Some(Value::String(found)) => Err(ClaimsError::WrongIssuer {
+            expected: issuer.to_string(),
+            found: found.clone(),
+        }),
+        Some(_) => Err(ClaimsError::Invalid {
+            claim: "iss".into(),
+            expected: "a string",
+        }),
     }
 }
 
@@ -66,33 +81,63 @@ fn check_audience(claims: &Map<String, Value>, accepted: &[String]) -> Result<()
         None => return Err(ClaimsError::Missing("aud")),
         Some(Value::String(a)) => vec![a.clone()],
         Some(Value::Array(items)) => {
-            let strings: Option<Vec<String>> = items.iter().map(|v| v.as_str().map(str::to_string)).collect();
-            strings.ok_or(ClaimsError::Invalid { claim: "aud".into(), expected: "a string or an array of strings" })?
+            let strings: Option<Vec<String>> = items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect();
+            strings.ok_or(ClaimsError::Invalid {
+                claim: "aud".into(),
+                expected: "a string or an array of strings",
+            })?
         }
-        Some(_) => return Err(ClaimsError::Invalid { claim: "aud".into(), expected: "a string or an array of strings" }),
+        Some(_) => {
+            return Err(ClaimsError::Invalid {
+                claim: "aud".into(),
+                expected: "a string or an array of strings",
+            });
+        }
     };
     if found.iter().any(|f| accepted.iter().any(|a| a == f)) {
         Ok(())
     } else {
-        Err(ClaimsError::WrongAudience { expected: accepted.to_vec(), found })
+        Err(ClaimsError::WrongAudience {
+            expected: accepted.to_vec(),
+            found,
+        })
     }
 }
 
-fn check_times(claims: &Map<String, Value>, now: UnixTime, skew: u64) -> Result<UnixTime, ClaimsError> {
+fn check_times(
+    claims: &Map<String, Value>,
+    now: UnixTime,
+    skew: u64,
+) -> Result<UnixTime, ClaimsError> {
     let now_s = now.seconds();
     let exp = numeric_date(claims, "exp", Rounding::Down)?.ok_or(ClaimsError::Missing("exp"))?;
     if now_s >= UnixTime(exp).plus(skew).seconds() {
-        return Err(ClaimsError::Expired { exp, now: now_s, skew });
+        return Err(ClaimsError::Expired {
+            exp,
+            now: now_s,
+            skew,
+        });
     }
     if let Some(nbf) = numeric_date(claims, "nbf", Rounding::Up)?
         && now.plus(skew).seconds() < nbf
     {
-        return Err(ClaimsError::NotYetValid { nbf, now: now_s, skew });
+        return Err(ClaimsError::NotYetValid {
+            nbf,
+            now: now_s,
+            skew,
+        });
     }
     if let Some(iat) = numeric_date(claims, "iat", Rounding::Up)?
         && iat > now.plus(skew).seconds()
     {
-        return Err(ClaimsError::IssuedInFuture { iat, now: now_s, skew });
+        return Err(ClaimsError::IssuedInFuture {
+            iat,
+            now: now_s,
+            skew,
+        });
     }
     Ok(UnixTime(exp))
 }
@@ -104,10 +149,21 @@ enum Rounding {
 }
 
 /// A NumericDate (RFC 7519 section 2): seconds, possibly fractional, rounded in the strict direction.
-fn numeric_date(claims: &Map<String, Value>, name: &'static str, rounding: Rounding) -> Result<Option<i64>, ClaimsError> {
-    let invalid = || ClaimsError::Invalid { claim: name.into(), expected: "a NumericDate (seconds since the epoch)" };
-    let Some(v) = claims.get(name) else { return Ok(None) };
-    let Value::Number(n) = v else { return Err(invalid()) };
+fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &'static str,
+    rounding: Rounding,
+) -> Result<Option<i64>, ClaimsError> {
+    let invalid = || ClaimsError::Invalid {
+        claim: name.into(),
+        expected: "a NumericDate (seconds since the epoch)",
+    };
+    let Some(v) = claims.get(name) else {
+        return Ok(None);
+    };
+    let Value::Number(n) = v else {
+        return Err(invalid());
+    };
     if let Some(i) = n.as_i64() {
         return Ok(Some(i));
     }
@@ -138,7 +194,9 @@ mod tests {
 
     #[test]
     fn numeric_dates() {
-        let c = m(json!({"a": 10, "b": 10.5, "c": "10", "d": 1e300, "e": 18446744073709551615u64, "f": -5}));
+        let c = m(
+            json!({"a": 10, "b": 10.5, "c": "10", "d": 1e300, "e": 18446744073709551615u64, "f": -5}),
+        );
         assert_eq!(numeric_date(&c, "a", Rounding::Down), Ok(Some(10)));
         assert_eq!(numeric_date(&c, "b", Rounding::Down), Ok(Some(10)));
         assert_eq!(numeric_date(&c, "b", Rounding::Up), Ok(Some(11)));
@@ -153,25 +211,53 @@ mod tests {
     fn exp_boundaries_with_skew() {
         let c = m(json!({"exp": 1000}));
         assert_eq!(check_times(&c, UnixTime(999), 0), Ok(UnixTime(1000)));
-        assert_eq!(check_times(&c, UnixTime(1000), 0), Err(ClaimsError::Expired { exp: 1000, now: 1000, skew: 0 }));
+        assert_eq!(
+            check_times(&c, UnixTime(1000), 0),
+            Err(ClaimsError::Expired {
+                exp: 1000,
+                now: 1000,
+                skew: 0
+            })
+        );
         assert_eq!(check_times(&c, UnixTime(1029), 30), Ok(UnixTime(1000)));
-        assert!(matches!(check_times(&c, UnixTime(1030), 30), Err(ClaimsError::Expired { .. })));
+        assert!(matches!(
+            check_times(&c, UnixTime(1030), 30),
+            Err(ClaimsError::Expired { .. })
+        ));
         let frac = m(json!({"exp": 1000.9}));
-        assert!(matches!(check_times(&frac, UnixTime(1000), 0), Err(ClaimsError::Expired { .. })), "rounded down");
+        assert!(
+            matches!(
+                check_times(&frac, UnixTime(1000), 0),
+                Err(ClaimsError::Expired { .. })
+            ),
+            "rounded down"
+        );
     }
 
     #[test]
     fn nbf_and_iat_boundaries_with_skew() {
         let c = m(json!({"exp": 5000, "nbf": 1000}));
         assert!(check_times(&c, UnixTime(1000), 0).is_ok());
-        assert!(matches!(check_times(&c, UnixTime(999), 0), Err(ClaimsError::NotYetValid { .. })));
+        assert!(matches!(
+            check_times(&c, UnixTime(999), 0),
+            Err(ClaimsError::NotYetValid { .. })
+        ));
         assert!(check_times(&c, UnixTime(970), 30).is_ok());
-        assert!(matches!(check_times(&c, UnixTime(969), 30), Err(ClaimsError::NotYetValid { .. })));
+        assert!(matches!(
+            check_times(&c, UnixTime(969), 30),
+            Err(ClaimsError::NotYetValid { .. })
+        ));
         let c = m(json!({"exp": 5000, "iat": 1000}));
         assert!(check_times(&c, UnixTime(1000), 0).is_ok());
-        assert!(matches!(check_times(&c, UnixTime(999), 0), Err(ClaimsError::IssuedInFuture { .. })));
+        assert!(matches!(
+            check_times(&c, UnixTime(999), 0),
+            Err(ClaimsError::IssuedInFuture { .. })
+        ));
         assert!(check_times(&c, UnixTime(970), 30).is_ok());
-        assert!(matches!(check_times(&c, UnixTime(969), 30), Err(ClaimsError::IssuedInFuture { .. })));
+        assert!(matches!(
+            check_times(&c, UnixTime(969), 30),
+            Err(ClaimsError::IssuedInFuture { .. })
+        ));
     }
 
     #[test]
@@ -187,21 +273,51 @@ mod tests {
         let acc = vec!["db".to_string(), "project-1".to_string()];
         assert!(check_audience(&m(json!({"aud":"db"})), &acc).is_ok());
         assert!(check_audience(&m(json!({"aud":["x","project-1"]})), &acc).is_ok());
-        assert_eq!(check_audience(&m(json!({})), &acc), Err(ClaimsError::Missing("aud")));
-        assert!(matches!(check_audience(&m(json!({"aud":"DB"})), &acc), Err(ClaimsError::WrongAudience { .. })));
-        assert!(matches!(check_audience(&m(json!({"aud":[]})), &acc), Err(ClaimsError::WrongAudience { .. })));
-        assert!(matches!(check_audience(&m(json!({"aud":5})), &acc), Err(ClaimsError::Invalid { .. })));
-        assert!(matches!(check_audience(&m(json!({"aud":["db",5]})), &acc), Err(ClaimsError::Invalid { .. })));
-        assert!(matches!(check_audience(&m(json!({"aud":{"db":1}})), &acc), Err(ClaimsError::Invalid { .. })));
+        assert_eq!(
+            check_audience(&m(json!({})), &acc),
+            Err(ClaimsError::Missing("aud"))
+        );
+        assert!(matches!(
+            check_audience(&m(json!({"aud":"DB"})), &acc),
+            Err(ClaimsError::WrongAudience { .. })
+        ));
+        assert!(matches!(
+            check_audience(&m(json!({"aud":[]})), &acc),
+            Err(ClaimsError::WrongAudience { .. })
+        ));
+        assert!(matches!(
+            check_audience(&m(json!({"aud":5})), &acc),
+            Err(ClaimsError::Invalid { .. })
+        ));
+        assert!(matches!(
+            check_audience(&m(json!({"aud":["db",5]})), &acc),
+            Err(ClaimsError::Invalid { .. })
+        ));
+        assert!(matches!(
+            check_audience(&m(json!({"aud":{"db":1}})), &acc),
+            Err(ClaimsError::Invalid { .. })
+        ));
     }
 
     #[test]
     fn issuer_is_exact() {
         assert!(check_issuer(&m(json!({"iss":"https://i"})), "https://i").is_ok());
         for bad in ["https://i/", "https://I", " https://i", ""] {
-            assert!(matches!(check_issuer(&m(json!({"iss":bad})), "https://i"), Err(ClaimsError::WrongIssuer { .. })), "{bad}");
+            assert!(
+                matches!(
+                    check_issuer(&m(json!({"iss":bad})), "https://i"),
+                    Err(ClaimsError::WrongIssuer { .. })
+                ),
+                "{bad}"
+            );
         }
-        assert_eq!(check_issuer(&m(json!({})), "https://i"), Err(ClaimsError::Missing("iss")));
-        assert!(matches!(check_issuer(&m(json!({"iss":["https://i"]})), "https://i"), Err(ClaimsError::Invalid { .. })));
+        assert_eq!(
+            check_issuer(&m(json!({})), "https://i"),
+            Err(ClaimsError::Missing("iss"))
+        );
+        assert!(matches!(
+            check_issuer(&m(json!({"iss":["https://i"]})), "https://i"),
+            Err(ClaimsError::Invalid { .. })
+        ));
     }
 }

@@ -36,7 +36,10 @@ pub enum HeaderError {
     #[error("kid is not a string of at most {MAX_KID_BYTES} bytes")]
     BadKid,
     #[error("typ is {} but {} is required", .found.as_deref().map_or_else(|| "absent".to_string(), |f| Shown(f).to_string()), Shown(.expected))]
-    Typ { expected: String, found: Option<String> },
+    Typ {
+        expected: String,
+        found: Option<String>,
+    },
 }
 
 impl HeaderError {
@@ -54,17 +57,30 @@ impl HeaderError {
 }
 
 /// Checks the header against the allowlist and, when configured, the expected `typ`.
-pub fn check(header: &Map<String, Value>, allowed: AlgorithmSet, expected_typ: Option<&str>) -> Result<Header, HeaderError> {
-    let alg_name = header.get("alg").and_then(Value::as_str).ok_or(HeaderError::AlgMissing)?;
+pub fn check(
+    header: &Map<String, Value>,
+    allowed: AlgorithmSet,
+    expected_typ: Option<&str>,
+) -> Result<Header, HeaderError> {
+    let alg_name = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(HeaderError::AlgMissing)?;
     let alg = match classify_alg(alg_name) {
         AlgName::None => return Err(HeaderError::AlgNone(alg_name.to_string())),
         AlgName::Hmac => return Err(HeaderError::Hmac(alg_name.to_string())),
         AlgName::Known(a) if allowed.contains(a) => a,
         AlgName::Known(_) | AlgName::Unknown => {
-            return Err(HeaderError::NotAllowed { alg: alg_name.to_string(), allowed: allowed.to_string() });
+            return Err(HeaderError::NotAllowed {
+                alg: alg_name.to_string(),
+                allowed: allowed.to_string(),
+            });
         }
     };
-    if let Some(member) = KEY_CARRYING_HEADERS.into_iter().find(|m| header.contains_key(*m)) {
+    if let Some(member) = KEY_CARRYING_HEADERS
+        .into_iter()
+        .find(|m| header.contains_key(*m))
+    {
         return Err(HeaderError::KeyCarrying(member));
     }
     if header.contains_key("crit") {
@@ -75,11 +91,17 @@ pub fn check(header: &Map<String, Value>, allowed: AlgorithmSet, expected_typ: O
         Some(Value::String(k)) if k.len() <= MAX_KID_BYTES => Some(k.clone()),
         Some(_) => return Err(HeaderError::BadKid),
     };
-    let typ = header.get("typ").and_then(Value::as_str).map(str::to_string);
+    let typ = header
+        .get("typ")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     if let Some(expected) = expected_typ {
         let fits = typ.as_deref().is_some_and(|t| typ_matches(expected, t));
         if !fits {
-            return Err(HeaderError::Typ { expected: expected.to_string(), found: typ });
+            return Err(HeaderError::Typ {
+                expected: expected.to_string(),
+                found: typ,
+            });
         }
     }
     Ok(Header { alg, kid, typ })
@@ -107,30 +129,68 @@ mod tests {
 
     #[test]
     fn accepts_allowed_algorithms() {
-        let got = check(&h(json!({"alg":"ES256","kid":"k","typ":"at+jwt"})), AlgorithmSet::DEFAULT, None).expect("ok");
-        assert_eq!(got, Header { alg: Algorithm::ES256, kid: Some("k".into()), typ: Some("at+jwt".into()) });
+        let got = check(
+            &h(json!({"alg":"ES256","kid":"k","typ":"at+jwt"})),
+            AlgorithmSet::DEFAULT,
+            None,
+        )
+        .expect("ok");
+        assert_eq!(
+            got,
+            Header {
+                alg: Algorithm::ES256,
+                kid: Some("k".into()),
+                typ: Some("at+jwt".into())
+            }
+        );
     }
 
     #[test]
     fn refuses_none_and_hmac_even_when_listed() {
         let all = AlgorithmSet::all();
-        assert_eq!(check(&h(json!({"alg":"none"})), all, None).map_err(|e| e.outcome()), Err(Outcome::AlgNone));
-        assert_eq!(check(&h(json!({"alg":"NoNe"})), all, None).map_err(|e| e.outcome()), Err(Outcome::AlgNone));
-        assert_eq!(check(&h(json!({"alg":"HS256"})), all, None).map_err(|e| e.outcome()), Err(Outcome::HmacRefused));
-        assert_eq!(check(&h(json!({"alg":"hs512"})), all, None).map_err(|e| e.outcome()), Err(Outcome::HmacRefused));
+        assert_eq!(
+            check(&h(json!({"alg":"none"})), all, None).map_err(|e| e.outcome()),
+            Err(Outcome::AlgNone)
+        );
+        assert_eq!(
+            check(&h(json!({"alg":"NoNe"})), all, None).map_err(|e| e.outcome()),
+            Err(Outcome::AlgNone)
+        );
+        assert_eq!(
+            check(&h(json!({"alg":"HS256"})), all, None).map_err(|e| e.outcome()),
+            Err(Outcome::HmacRefused)
+        );
+        assert_eq!(
+            check(&h(json!({"alg":"hs512"})), all, None).map_err(|e| e.outcome()),
+            Err(Outcome::HmacRefused)
+        );
     }
 
     #[test]
     fn refuses_algorithms_outside_the_allowlist() {
-        let e = check(&h(json!({"alg":"PS256"})), AlgorithmSet::DEFAULT, None).expect_err("not allowed");
+        let e = check(&h(json!({"alg":"PS256"})), AlgorithmSet::DEFAULT, None)
+            .expect_err("not allowed");
         assert_eq!(e.outcome(), Outcome::AlgNotAllowed);
-        assert_eq!(e.to_string(), "alg 'PS256' is not allowed (allowed: RS256, ES256, EdDSA)");
+        assert_eq!(
+            e.to_string(),
+            "alg 'PS256' is not allowed (allowed: RS256, ES256, EdDSA)"
+        );
         for alg in ["rs256", "RSA-OAEP", "ES512", ""] {
-            let e = check(&h(json!({ "alg": alg })), AlgorithmSet::all(), None).expect_err("unknown");
+            let e =
+                check(&h(json!({ "alg": alg })), AlgorithmSet::all(), None).expect_err("unknown");
             assert_eq!(e.outcome(), Outcome::AlgNotAllowed, "{alg}");
         }
-        for v in [json!({}), json!({"alg": 256}), json!({"alg": null}), json!({"alg": ["RS256"]})] {
-            assert_eq!(check(&h(v.clone()), AlgorithmSet::all(), None), Err(HeaderError::AlgMissing), "{v}");
+        for v in [
+            json!({}),
+            json!({"alg": 256}),
+            json!({"alg": null}),
+            json!({"alg": ["RS256"]}),
+        ] {
+            assert_eq!(
+                check(&h(v.clone()), AlgorithmSet::all(), None),
+                Err(HeaderError::AlgMissing),
+                "{v}"
+            );
         }
     }
 
@@ -139,33 +199,86 @@ mod tests {
         for m in KEY_CARRYING_HEADERS {
             let mut v = json!({"alg":"RS256"});
             v[m] = json!("https://attacker.test/keys");
-            assert_eq!(check(&h(v), AlgorithmSet::DEFAULT, None), Err(HeaderError::KeyCarrying(m)));
+            assert_eq!(
+                check(&h(v), AlgorithmSet::DEFAULT, None),
+                Err(HeaderError::KeyCarrying(m))
+            );
         }
         let v = json!({"alg":"RS256","jwk":{"kty":"RSA","n":"AQAB","e":"AQAB"}});
-        assert_eq!(check(&h(v), AlgorithmSet::DEFAULT, None).map_err(|e| e.outcome()), Err(Outcome::HeaderKeyRefused));
+        assert_eq!(
+            check(&h(v), AlgorithmSet::DEFAULT, None).map_err(|e| e.outcome()),
+            Err(Outcome::HeaderKeyRefused)
+        );
         let v = json!({"alg":"RS256","crit":["b64"],"b64":false});
-        assert_eq!(check(&h(v), AlgorithmSet::DEFAULT, None).map_err(|e| e.outcome()), Err(Outcome::CritUnsupported));
+        assert_eq!(
+            check(&h(v), AlgorithmSet::DEFAULT, None).map_err(|e| e.outcome()),
+            Err(Outcome::CritUnsupported)
+        );
     }
 
     #[test]
     fn kid_must_be_a_bounded_string() {
-        assert_eq!(check(&h(json!({"alg":"RS256","kid":1})), AlgorithmSet::DEFAULT, None), Err(HeaderError::BadKid));
+        assert_eq!(
+            check(
+                &h(json!({"alg":"RS256","kid":1})),
+                AlgorithmSet::DEFAULT,
+                None
+            ),
+            Err(HeaderError::BadKid)
+        );
         let long = "k".repeat(MAX_KID_BYTES + 1);
-        assert_eq!(check(&h(json!({"alg":"RS256","kid":long})), AlgorithmSet::DEFAULT, None), Err(HeaderError::BadKid));
+        assert_eq!(
+            check(
+                &h(json!({"alg":"RS256","kid":long})),
+                AlgorithmSet::DEFAULT,
+                None
+            ),
+            Err(HeaderError::BadKid)
+        );
     }
 
     #[test]
     fn typ_rules() {
-        let ok = |typ: &str| check(&h(json!({"alg":"RS256","typ":typ})), AlgorithmSet::DEFAULT, Some("at+jwt")).is_ok();
-        assert!(ok("at+jwt") && ok("AT+JWT") && ok("application/at+jwt") && ok("Application/At+Jwt"));
-        assert!(!ok("JWT") && !ok("at+jwt ") && !ok("application/jwt") && !ok("xapplication/at+jwt"));
-        let missing = check(&h(json!({"alg":"RS256"})), AlgorithmSet::DEFAULT, Some("at+jwt")).expect_err("missing");
+        let ok = |typ: &str| {
+            check(
+                &h(json!({"alg":"RS256","typ":typ})),
+                AlgorithmSet::DEFAULT,
+                Some("at+jwt"),
+            )
+            .is_ok()
+        };
+        assert!(
+            ok("at+jwt") && ok("AT+JWT") && ok("application/at+jwt") && ok("Application/At+Jwt")
+        );
+        assert!(
+            !ok("JWT") && !ok("at+jwt ") && !ok("application/jwt") && !ok("xapplication/at+jwt")
+        );
+        let missing = check(
+            &h(json!({"alg":"RS256"})),
+            AlgorithmSet::DEFAULT,
+            Some("at+jwt"),
+        )
+        .expect_err("missing");
         assert_eq!(missing.outcome(), Outcome::TypMismatch);
-        assert_eq!(missing.to_string(), "typ is absent but 'at+jwt' is required");
-        let number = check(&h(json!({"alg":"RS256","typ":5})), AlgorithmSet::DEFAULT, Some("at+jwt"));
+        assert_eq!(
+            missing.to_string(),
+            "typ is absent but 'at+jwt' is required"
+        );
+        let number = check(
+            &h(json!({"alg":"RS256","typ":5})),
+            AlgorithmSet::DEFAULT,
+            Some("at+jwt"),
+        );
         assert_eq!(number.map_err(|e| e.outcome()), Err(Outcome::TypMismatch));
         // Not configured: any typ passes.
-        assert!(check(&h(json!({"alg":"RS256","typ":"JWT"})), AlgorithmSet::DEFAULT, None).is_ok());
+        assert!(
+            check(
+                &h(json!({"alg":"RS256","typ":"JWT"})),
+                AlgorithmSet::DEFAULT,
+                None
+            )
+            .is_ok()
+        );
         assert!(typ_matches("application/at+jwt", "at+jwt"));
     }
 }

@@ -6,7 +6,12 @@ use crate::time::UnixTime;
 ///
 /// `no-store`/`no-cache` and an unparsable `Expires` mean zero (RFC 9111 section 5.3: an invalid date is in
 /// the past). `Expires` is taken relative to `Date` when present, else to `now`.
-pub fn max_age(cache_control: Option<&str>, expires: Option<&str>, date: Option<&str>, now: UnixTime) -> Option<u64> {
+pub fn max_age(
+    cache_control: Option<&str>,
+    expires: Option<&str>,
+    date: Option<&str>,
+    now: UnixTime,
+) -> Option<u64> {
     if let Some(cc) = cache_control {
         let mut max_age = None;
         for directive in cc.split(',') {
@@ -28,7 +33,9 @@ pub fn max_age(cache_control: Option<&str>, expires: Option<&str>, date: Option<
         }
     }
     let expires = expires?;
-    let Some(expires_at) = parse_http_date(expires) else { return Some(0) };
+    let Some(expires_at) = parse_http_date(expires) else {
+        return Some(0);
+    };
     let base = date.and_then(parse_http_date).unwrap_or(now);
     Some(expires_at.since(base))
 }
@@ -45,15 +52,28 @@ pub fn parse_http_date(s: &str) -> Option<UnixTime> {
     if parts.next()? != "GMT" || parts.next().is_some() {
         return None;
     }
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
     let mut hms = time.split(':');
-    let (h, m, sec): (i64, i64, i64) =
-        (hms.next()?.parse().ok()?, hms.next()?.parse().ok()?, hms.next()?.parse().ok()?);
-    if hms.next().is_some() || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 || !(1900..=9999).contains(&year) {
+    let (h, m, sec): (i64, i64, i64) = (
+        hms.next()?.parse().ok()?,
+        hms.next()?.parse().ok()?,
+        hms.next()?.parse().ok()?,
+    );
+    if hms.next().is_some()
+        || !(1..=31).contains(&day)
+        || h > 23
+        || m > 59
+        || sec > 60
+        || !(1900..=9999).contains(&year)
+    {
         return None;
     }
-    Some(UnixTime(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec))
+    Some(UnixTime(
+        days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec,
+    ))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -75,12 +95,32 @@ mod tests {
 
     #[test]
     fn http_dates() {
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(UnixTime(784_111_777)));
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(UnixTime(0)));
-        assert_eq!(parse_http_date("Tue, 14 Nov 2023 22:13:20 GMT"), Some(UnixTime(1_700_000_000)));
-        assert_eq!(parse_http_date("Thu, 29 Feb 2024 12:00:00 GMT"), Some(UnixTime(1_709_208_000)));
-        for bad in ["0", "", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "Sun, 06 Nov 1994 08:49:37 UTC",
-            "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 32 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:00:00 GMT"] {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(UnixTime(784_111_777))
+        );
+        assert_eq!(
+            parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Some(UnixTime(0))
+        );
+        assert_eq!(
+            parse_http_date("Tue, 14 Nov 2023 22:13:20 GMT"),
+            Some(UnixTime(1_700_000_000))
+        );
+        assert_eq!(
+            parse_http_date("Thu, 29 Feb 2024 12:00:00 GMT"),
+            Some(UnixTime(1_709_208_000))
+        );
+        for bad in [
+            "0",
+            "",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+        ] {
             assert_eq!(parse_http_date(bad), None, "{bad}");
         }
     }
@@ -88,25 +128,68 @@ mod tests {
     #[test]
     fn cache_control_wins() {
         assert_eq!(max_age(Some("max-age=300"), None, None, NOW), Some(300));
-        assert_eq!(max_age(Some("public, max-age=\"60\", must-revalidate"), None, None, NOW), Some(60));
-        assert_eq!(max_age(Some("MAX-AGE=5"), Some("Tue, 14 Nov 2023 23:13:20 GMT"), None, NOW), Some(5));
+        assert_eq!(
+            max_age(
+                Some("public, max-age=\"60\", must-revalidate"),
+                None,
+                None,
+                NOW
+            ),
+            Some(60)
+        );
+        assert_eq!(
+            max_age(
+                Some("MAX-AGE=5"),
+                Some("Tue, 14 Nov 2023 23:13:20 GMT"),
+                None,
+                NOW
+            ),
+            Some(5)
+        );
         assert_eq!(max_age(Some("no-cache"), None, None, NOW), Some(0));
-        assert_eq!(max_age(Some("max-age=300, no-store"), None, None, NOW), Some(0));
+        assert_eq!(
+            max_age(Some("max-age=300, no-store"), None, None, NOW),
+            Some(0)
+        );
         assert_eq!(max_age(Some("max-age=abc"), None, None, NOW), Some(0));
         assert_eq!(max_age(Some("max-age=-5"), None, None, NOW), Some(0));
     }
 
     #[test]
     fn expires_relative_to_date_or_now() {
-        assert_eq!(max_age(None, Some("Tue, 14 Nov 2023 23:13:20 GMT"), None, NOW), Some(3600));
-        assert_eq!(max_age(Some("public"), Some("Tue, 14 Nov 2023 23:13:20 GMT"), None, NOW), Some(3600));
         assert_eq!(
-            max_age(None, Some("Tue, 14 Nov 2023 23:13:20 GMT"), Some("Tue, 14 Nov 2023 23:03:20 GMT"), NOW),
+            max_age(None, Some("Tue, 14 Nov 2023 23:13:20 GMT"), None, NOW),
+            Some(3600)
+        );
+        assert_eq!(
+            max_age(
+                Some("public"),
+                Some("Tue, 14 Nov 2023 23:13:20 GMT"),
+                None,
+                NOW
+            ),
+            Some(3600)
+        );
+        assert_eq!(
+            max_age(
+                None,
+                Some("Tue, 14 Nov 2023 23:13:20 GMT"),
+                Some("Tue, 14 Nov 2023 23:03:20 GMT"),
+                NOW
+            ),
             Some(600),
             "Date header corrects for clock differences"
         );
-        assert_eq!(max_age(None, Some("Tue, 14 Nov 2023 21:13:20 GMT"), None, NOW), Some(0), "in the past");
-        assert_eq!(max_age(None, Some("0"), None, NOW), Some(0), "invalid means expired");
+        assert_eq!(
+            max_age(None, Some("Tue, 14 Nov 2023 21:13:20 GMT"), None, NOW),
+            Some(0),
+            "in the past"
+        );
+        assert_eq!(
+            max_age(None, Some("0"), None, NOW),
+            Some(0),
+            "invalid means expired"
+        );
         assert_eq!(max_age(None, None, None, NOW), None);
     }
 }

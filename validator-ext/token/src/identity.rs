@@ -14,7 +14,10 @@ pub enum IdentityError {
     #[error("identity claim {} is missing", Shown(.0))]
     Missing(String),
     #[error("identity claim {} {problem}", Shown(.claim))]
-    Invalid { claim: String, problem: &'static str },
+    Invalid {
+        claim: String,
+        problem: &'static str,
+    },
 }
 
 impl IdentityError {
@@ -28,7 +31,10 @@ impl IdentityError {
 
 /// The value of `claim`: a non-empty string of at most [`MAX_IDENTITY_BYTES`] without control characters.
 pub fn extract(claims: &Map<String, Value>, claim: &str) -> Result<String, IdentityError> {
-    let invalid = |problem| IdentityError::Invalid { claim: claim.to_string(), problem };
+    let invalid = |problem| IdentityError::Invalid {
+        claim: claim.to_string(),
+        problem,
+    };
     match claims.get(claim) {
         None | Some(Value::Null) => Err(IdentityError::Missing(claim.to_string())),
         Some(Value::String(s)) => {
@@ -60,17 +66,34 @@ mod tests {
         let c = m(json!({"sub":"123456","email":"a@b.test"}));
         assert_eq!(extract(&c, "sub"), Ok("123456".into()));
         assert_eq!(extract(&c, "email"), Ok("a@b.test".into()));
-        assert_eq!(extract(&c, "preferred_username"), Err(IdentityError::Missing("preferred_username".into())));
-        assert_eq!(extract(&m(json!({"sub":null})), "sub").map_err(|e| e.outcome()), Err(Outcome::IdentityClaimMissing));
+        assert_eq!(
+            extract(&c, "preferred_username"),
+            Err(IdentityError::Missing("preferred_username".into()))
+        );
+        assert_eq!(
+            extract(&m(json!({"sub":null})), "sub").map_err(|e| e.outcome()),
+            Err(Outcome::IdentityClaimMissing)
+        );
     }
 
     #[test]
     fn refuses_unusable_values() {
-        for v in [json!(""), json!(5), json!(["a"]), json!("a\nb"), json!("a\u{0}"), json!("\u{85}x"), json!("x".repeat(513))] {
+        for v in [
+            json!(""),
+            json!(5),
+            json!(["a"]),
+            json!("a\nb"),
+            json!("a\u{0}"),
+            json!("\u{85}x"),
+            json!("x".repeat(513)),
+        ] {
             let e = extract(&m(json!({ "sub": v })), "sub").expect_err("invalid");
             assert_eq!(e.outcome(), Outcome::IdentityInvalid, "{v}");
         }
-        assert!(extract(&m(json!({ "sub": "x".repeat(512) })), "sub").is_ok(), "boundary");
+        assert!(
+            extract(&m(json!({ "sub": "x".repeat(512) })), "sub").is_ok(),
+            "boundary"
+        );
         assert!(extract(&m(json!({ "sub": "Zoë O'Brien" })), "sub").is_ok());
     }
 }

@@ -12,7 +12,11 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
     #[error("not valid JSON ({category} error at line {line}, column {column})")]
-    Syntax { category: &'static str, line: usize, column: usize },
+    Syntax {
+        category: &'static str,
+        line: usize,
+        column: usize,
+    },
     #[error("duplicate key {}", crate::shown::Shown(.0))]
     DuplicateKey(String),
     #[error("top-level JSON value is not an object")]
@@ -50,7 +54,11 @@ fn classify(e: &serde_json::Error) -> JsonError {
         serde_json::error::Category::Data => "data",
         serde_json::error::Category::Eof => "unexpected end",
     };
-    JsonError::Syntax { category, line: e.line(), column: e.column() }
+    JsonError::Syntax {
+        category,
+        line: e.line(),
+        column: e.column(),
+    }
 }
 
 /// A `serde_json::Value` built by a visitor that refuses duplicate keys.
@@ -84,7 +92,9 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        serde_json::Number::from_f64(v).map(Value::Number).ok_or_else(|| E::custom("non-finite number"))
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("non-finite number"))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
@@ -137,27 +147,51 @@ mod tests {
 
     #[test]
     fn refuses_duplicate_keys_at_any_depth() {
-        assert_eq!(parse_object(br#"{"a":1,"a":2}"#), Err(JsonError::DuplicateKey("a".into())));
-        assert_eq!(parse_object(br#"{"x":{"sub":"a","sub":"b"}}"#), Err(JsonError::DuplicateKey("sub".into())));
-        assert_eq!(parse_object(br#"{"x":[{"k":1,"k":1}]}"#), Err(JsonError::DuplicateKey("k".into())));
+        assert_eq!(
+            parse_object(br#"{"a":1,"a":2}"#),
+            Err(JsonError::DuplicateKey("a".into()))
+        );
+        assert_eq!(
+            parse_object(br#"{"x":{"sub":"a","sub":"b"}}"#),
+            Err(JsonError::DuplicateKey("sub".into()))
+        );
+        assert_eq!(
+            parse_object(br#"{"x":[{"k":1,"k":1}]}"#),
+            Err(JsonError::DuplicateKey("k".into()))
+        );
         // Escapes that decode to the same key are duplicates too.
-        assert_eq!(parse_object(br#"{"iss":1,"\u0069ss":2}"#), Err(JsonError::DuplicateKey("iss".into())));
+        assert_eq!(
+            parse_object(br#"{"iss":1,"\u0069ss":2}"#),
+            Err(JsonError::DuplicateKey("iss".into()))
+        );
     }
 
     #[test]
     fn refuses_trailing_data_and_non_objects() {
-        assert!(matches!(parse_object(br#"{"a":1}x"#), Err(JsonError::Syntax { .. })));
-        assert!(matches!(parse_object(br#"{"a":1}{"b":2}"#), Err(JsonError::Syntax { .. })));
+        assert!(matches!(
+            parse_object(br#"{"a":1}x"#),
+            Err(JsonError::Syntax { .. })
+        ));
+        assert!(matches!(
+            parse_object(br#"{"a":1}{"b":2}"#),
+            Err(JsonError::Syntax { .. })
+        ));
         assert_eq!(parse_object(br#"[1]"#), Err(JsonError::NotAnObject));
         assert_eq!(parse_object(br#""s""#), Err(JsonError::NotAnObject));
-        assert!(parse_object(b" {\"a\":1} \n").is_ok(), "surrounding whitespace is fine");
+        assert!(
+            parse_object(b" {\"a\":1} \n").is_ok(),
+            "surrounding whitespace is fine"
+        );
     }
 
     #[test]
     fn refuses_invalid_text() {
         assert!(parse_object(b"").is_err());
         assert!(parse_object(b"{\"a\":\"\xff\"}").is_err(), "invalid UTF-8");
-        assert!(parse_object(br#"{"a":"\ud800"}"#).is_err(), "lone surrogate");
+        assert!(
+            parse_object(br#"{"a":"\ud800"}"#).is_err(),
+            "lone surrogate"
+        );
         assert!(parse_object(br#"{'a':1}"#).is_err());
         assert!(parse_object(br#"{"a":1,}"#).is_err(), "trailing comma");
         assert!(parse_object(br#"{"a":NaN}"#).is_err());

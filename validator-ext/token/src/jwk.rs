@@ -23,11 +23,20 @@ pub struct VerifyingKey {
 #[derive(Clone, PartialEq, Eq)]
 enum KeyMaterial {
     /// Big-endian modulus without leading zeros and public exponent.
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     /// Uncompressed SEC1 point 0x04 || x || y.
-    EcP256 { point: Vec<u8> },
-    EcP384 { point: Vec<u8> },
-    Ed25519 { public: [u8; 32] },
+    EcP256 {
+        point: Vec<u8>,
+    },
+    EcP384 {
+        point: Vec<u8>,
+    },
+    Ed25519 {
+        public: [u8; 32],
+    },
 }
 
 /// Why a JWK was left out of the key set (not fatal: the other keys stay usable).
@@ -54,7 +63,11 @@ pub enum SkipReason {
     #[error("member {0} is not valid unpadded base64url")]
     BadEncoding(&'static str),
     #[error("member {member} has {found} bytes, expected {expected}")]
-    WrongLength { member: &'static str, found: usize, expected: usize },
+    WrongLength {
+        member: &'static str,
+        found: usize,
+        expected: usize,
+    },
     #[error("RSA modulus has {0} bits (2048 to 8192 accepted)")]
     RsaModulusSize(usize),
     #[error("RSA public exponent is not an odd number between 3 and 2^33")]
@@ -77,7 +90,9 @@ impl VerifyingKey {
             }
         }
         if let Some(ops) = obj.get("key_ops") {
-            let verify = ops.as_array().is_some_and(|a| a.iter().any(|o| o.as_str() == Some("verify")));
+            let verify = ops
+                .as_array()
+                .is_some_and(|a| a.iter().any(|o| o.as_str() == Some("verify")));
             if !verify {
                 return Err(SkipReason::NoVerifyOperation);
             }
@@ -95,7 +110,10 @@ impl VerifyingKey {
             },
             Some(other) => return Err(SkipReason::UnsupportedAlgorithm(other.to_string())),
         };
-        let kty = obj.get("kty").and_then(Value::as_str).ok_or(SkipReason::MissingMember("kty"))?;
+        let kty = obj
+            .get("kty")
+            .and_then(Value::as_str)
+            .ok_or(SkipReason::MissingMember("kty"))?;
         let material = match kty {
             "RSA" => rsa_material(obj)?,
             "EC" => ec_material(obj)?,
@@ -107,7 +125,10 @@ impl VerifyingKey {
         if let Some(a) = alg
             && a.key_type() != key.key_type()
         {
-            return Err(SkipReason::AlgorithmKeyMismatch { alg: a, kty: key.kty_name() });
+            return Err(SkipReason::AlgorithmKeyMismatch {
+                alg: a,
+                kty: key.kty_name(),
+            });
         }
         Ok(key)
     }
@@ -153,20 +174,27 @@ impl VerifyingKey {
         }
         match &self.material {
             KeyMaterial::Rsa { n, e } => match alg.rsa_parameters() {
-                Some(params) => RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
-                    .verify(params, message, sig)
-                    .is_ok(),
+                Some(params) => RsaPublicKeyComponents {
+                    n: n.as_slice(),
+                    e: e.as_slice(),
+                }
+                .verify(params, message, sig)
+                .is_ok(),
                 None => false,
             },
             KeyMaterial::EcP256 { point } => {
-                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).verify(message, sig).is_ok()
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+                    .verify(message, sig)
+                    .is_ok()
             }
             KeyMaterial::EcP384 { point } => {
-                UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point).verify(message, sig).is_ok()
+                UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point)
+                    .verify(message, sig)
+                    .is_ok()
             }
-            KeyMaterial::Ed25519 { public } => {
-                UnparsedPublicKey::new(&signature::ED25519, public).verify(message, sig).is_ok()
-            }
+            KeyMaterial::Ed25519 { public } => UnparsedPublicKey::new(&signature::ED25519, public)
+                .verify(message, sig)
+                .is_ok(),
         }
     }
 }
@@ -182,7 +210,10 @@ impl fmt::Debug for VerifyingKey {
 }
 
 fn member_bytes(obj: &Map<String, Value>, member: &'static str) -> Result<Vec<u8>, SkipReason> {
-    let s = obj.get(member).and_then(Value::as_str).ok_or(SkipReason::MissingMember(member))?;
+    let s = obj
+        .get(member)
+        .and_then(Value::as_str)
+        .ok_or(SkipReason::MissingMember(member))?;
     base64url::decode(s).ok_or(SkipReason::BadEncoding(member))
 }
 
@@ -196,14 +227,17 @@ fn rsa_material(obj: &Map<String, Value>) -> Result<KeyMaterial, SkipReason> {
     // ring accepts odd exponents 3 <= e < 2^33.
     let e_bits = bit_length(&e);
     let odd = e.last().is_some_and(|b| b & 1 == 1);
-    if !odd || e_bits > 33 || e_bits < 2 {
+    if !odd || !(2..=33).contains(&e_bits) {
         return Err(SkipReason::RsaExponent);
     }
     Ok(KeyMaterial::Rsa { n, e })
 }
 
 fn ec_material(obj: &Map<String, Value>) -> Result<KeyMaterial, SkipReason> {
-    let crv = obj.get("crv").and_then(Value::as_str).ok_or(SkipReason::MissingMember("crv"))?;
+    let crv = obj
+        .get("crv")
+        .and_then(Value::as_str)
+        .ok_or(SkipReason::MissingMember("crv"))?;
     let len = match crv {
         "P-256" => 32,
         "P-384" => 48,
@@ -213,24 +247,41 @@ fn ec_material(obj: &Map<String, Value>) -> Result<KeyMaterial, SkipReason> {
     let y = member_bytes(obj, "y")?;
     for (member, v) in [("x", &x), ("y", &y)] {
         if v.len() != len {
-            return Err(SkipReason::WrongLength { member, found: v.len(), expected: len });
+            return Err(SkipReason::WrongLength {
+                member,
+                found: v.len(),
+                expected: len,
+            });
         }
     }
     let mut point = Vec::with_capacity(1 + 2 * len);
     point.push(0x04);
     point.extend_from_slice(&x);
     point.extend_from_slice(&y);
-    Ok(if len == 32 { KeyMaterial::EcP256 { point } } else { KeyMaterial::EcP384 { point } })
+    Ok(if len == 32 {
+        KeyMaterial::EcP256 { point }
+    } else {
+        KeyMaterial::EcP384 { point }
+    })
 }
 
 fn okp_material(obj: &Map<String, Value>) -> Result<KeyMaterial, SkipReason> {
-    let crv = obj.get("crv").and_then(Value::as_str).ok_or(SkipReason::MissingMember("crv"))?;
+    let crv = obj
+        .get("crv")
+        .and_then(Value::as_str)
+        .ok_or(SkipReason::MissingMember("crv"))?;
     if crv != "Ed25519" {
         return Err(SkipReason::UnsupportedCurve(crv.to_string()));
     }
     let x = member_bytes(obj, "x")?;
-    let public: [u8; 32] =
-        x.as_slice().try_into().map_err(|_| SkipReason::WrongLength { member: "x", found: x.len(), expected: 32 })?;
+    let public: [u8; 32] = x
+        .as_slice()
+        .try_into()
+        .map_err(|_| SkipReason::WrongLength {
+            member: "x",
+            found: x.len(),
+            expected: 32,
+        })?;
     Ok(KeyMaterial::Ed25519 { public })
 }
 
@@ -270,11 +321,29 @@ mod tests {
     #[test]
     fn rsa_size_and_exponent_rules() {
         assert!(VerifyingKey::from_jwk(&rsa_jwk(256, &[1, 0, 1])).is_ok());
-        assert_eq!(VerifyingKey::from_jwk(&rsa_jwk(128, &[1, 0, 1])), Err(SkipReason::RsaModulusSize(1024)));
-        assert_eq!(VerifyingKey::from_jwk(&rsa_jwk(1025, &[1, 0, 1])), Err(SkipReason::RsaModulusSize(8200)));
-        assert_eq!(VerifyingKey::from_jwk(&rsa_jwk(256, &[1, 0, 0])), Err(SkipReason::RsaExponent), "even");
-        assert_eq!(VerifyingKey::from_jwk(&rsa_jwk(256, &[1])), Err(SkipReason::RsaExponent), "e=1");
-        assert_eq!(VerifyingKey::from_jwk(&rsa_jwk(256, &[2, 0, 0, 0, 1])), Err(SkipReason::RsaExponent), "34 bits");
+        assert_eq!(
+            VerifyingKey::from_jwk(&rsa_jwk(128, &[1, 0, 1])),
+            Err(SkipReason::RsaModulusSize(1024))
+        );
+        assert_eq!(
+            VerifyingKey::from_jwk(&rsa_jwk(1025, &[1, 0, 1])),
+            Err(SkipReason::RsaModulusSize(8200))
+        );
+        assert_eq!(
+            VerifyingKey::from_jwk(&rsa_jwk(256, &[1, 0, 0])),
+            Err(SkipReason::RsaExponent),
+            "even"
+        );
+        assert_eq!(
+            VerifyingKey::from_jwk(&rsa_jwk(256, &[1])),
+            Err(SkipReason::RsaExponent),
+            "e=1"
+        );
+        assert_eq!(
+            VerifyingKey::from_jwk(&rsa_jwk(256, &[2, 0, 0, 0, 1])),
+            Err(SkipReason::RsaExponent),
+            "34 bits"
+        );
         assert!(VerifyingKey::from_jwk(&rsa_jwk(256, &[3])).is_ok(), "e=3");
     }
 
@@ -283,16 +352,38 @@ mod tests {
         let ok = json!({"kty":"OKP","crv":"Ed25519","x": base64url::encode(&[7u8; 32])});
         assert!(VerifyingKey::from_jwk(&ok).is_ok());
         let short = json!({"kty":"OKP","crv":"Ed25519","x": base64url::encode(&[7u8; 31])});
-        assert!(matches!(VerifyingKey::from_jwk(&short), Err(SkipReason::WrongLength { .. })));
+        assert!(matches!(
+            VerifyingKey::from_jwk(&short),
+            Err(SkipReason::WrongLength { .. })
+        ));
         let ed448 = json!({"kty":"OKP","crv":"Ed448","x": base64url::encode(&[7u8; 57])});
-        assert_eq!(VerifyingKey::from_jwk(&ed448), Err(SkipReason::UnsupportedCurve("Ed448".into())));
-        let padded = json!({"kty":"OKP","crv":"Ed25519","x": format!("{}=", base64url::encode(&[7u8; 32]))});
-        assert_eq!(VerifyingKey::from_jwk(&padded), Err(SkipReason::BadEncoding("x")));
+        assert_eq!(
+            VerifyingKey::from_jwk(&ed448),
+            Err(SkipReason::UnsupportedCurve("Ed448".into()))
+        );
+        let padded =
+            json!({"kty":"OKP","crv":"Ed25519","x": format!("{}=", base64url::encode(&[7u8; 32]))});
+        assert_eq!(
+            VerifyingKey::from_jwk(&padded),
+            Err(SkipReason::BadEncoding("x"))
+        );
         let num = json!({"kty":"OKP","crv":"Ed25519","x": 5});
-        assert_eq!(VerifyingKey::from_jwk(&num), Err(SkipReason::MissingMember("x")));
-        assert_eq!(VerifyingKey::from_jwk(&json!({"crv":"P-256"})), Err(SkipReason::MissingMember("kty")));
-        assert_eq!(VerifyingKey::from_jwk(&json!([1])), Err(SkipReason::NotAnObject));
-        assert_eq!(VerifyingKey::from_jwk(&json!({"kty":"oct","k":"AAAA"})), Err(SkipReason::SymmetricKey));
+        assert_eq!(
+            VerifyingKey::from_jwk(&num),
+            Err(SkipReason::MissingMember("x"))
+        );
+        assert_eq!(
+            VerifyingKey::from_jwk(&json!({"crv":"P-256"})),
+            Err(SkipReason::MissingMember("kty"))
+        );
+        assert_eq!(
+            VerifyingKey::from_jwk(&json!([1])),
+            Err(SkipReason::NotAnObject)
+        );
+        assert_eq!(
+            VerifyingKey::from_jwk(&json!({"kty":"oct","k":"AAAA"})),
+            Err(SkipReason::SymmetricKey)
+        );
         assert_eq!(
             VerifyingKey::from_jwk(&json!({"kty":"EC","crv":"secp256k1","x":"AA","y":"AA"})),
             Err(SkipReason::UnsupportedCurve("secp256k1".into()))
@@ -308,9 +399,15 @@ mod tests {
             }
             v
         };
-        assert_eq!(VerifyingKey::from_jwk(&base(json!({"use":"enc"}))), Err(SkipReason::NotForSignatures("enc".into())));
+        assert_eq!(
+            VerifyingKey::from_jwk(&base(json!({"use":"enc"}))),
+            Err(SkipReason::NotForSignatures("enc".into()))
+        );
         assert!(VerifyingKey::from_jwk(&base(json!({"use":"sig"}))).is_ok());
-        assert_eq!(VerifyingKey::from_jwk(&base(json!({"key_ops":["sign"]}))), Err(SkipReason::NoVerifyOperation));
+        assert_eq!(
+            VerifyingKey::from_jwk(&base(json!({"key_ops":["sign"]}))),
+            Err(SkipReason::NoVerifyOperation)
+        );
         assert!(VerifyingKey::from_jwk(&base(json!({"key_ops":["verify"]}))).is_ok());
         assert_eq!(
             VerifyingKey::from_jwk(&base(json!({"alg":"HS256"}))),
@@ -318,19 +415,31 @@ mod tests {
         );
         assert_eq!(
             VerifyingKey::from_jwk(&base(json!({"alg":"RS256"}))),
-            Err(SkipReason::AlgorithmKeyMismatch { alg: Algorithm::RS256, kty: "OKP Ed25519" })
+            Err(SkipReason::AlgorithmKeyMismatch {
+                alg: Algorithm::RS256,
+                kty: "OKP Ed25519"
+            })
         );
-        let pinned = VerifyingKey::from_jwk(&base(json!({"alg":"EdDSA","kid":"k1"}))).expect("usable");
+        let pinned =
+            VerifyingKey::from_jwk(&base(json!({"alg":"EdDSA","kid":"k1"}))).expect("usable");
         assert_eq!(pinned.kid(), Some("k1"));
         assert!(pinned.fits(Algorithm::EdDSA) && !pinned.fits(Algorithm::ES256));
-        assert_eq!(VerifyingKey::from_jwk(&base(json!({"kid": 7}))), Err(SkipReason::BadKid));
-        assert_eq!(VerifyingKey::from_jwk(&base(json!({"kid": "k".repeat(300)}))), Err(SkipReason::BadKid));
+        assert_eq!(
+            VerifyingKey::from_jwk(&base(json!({"kid": 7}))),
+            Err(SkipReason::BadKid)
+        );
+        assert_eq!(
+            VerifyingKey::from_jwk(&base(json!({"kid": "k".repeat(300)}))),
+            Err(SkipReason::BadKid)
+        );
     }
 
     #[test]
     fn debug_does_not_dump_key_material() {
-        let k = VerifyingKey::from_jwk(&json!({"kty":"OKP","crv":"Ed25519","x": base64url::encode(&[7u8; 32])}))
-            .expect("usable");
+        let k = VerifyingKey::from_jwk(
+            &json!({"kty":"OKP","crv":"Ed25519","x": base64url::encode(&[7u8; 32])}),
+        )
+        .expect("usable");
         let d = format!("{k:?}");
         assert!(d.contains("OKP Ed25519") && !d.contains("7, 7"), "{d}");
     }

@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use crate::jwk::{SkipReason, VerifyingKey};
 use crate::json::{self, JsonError};
+use crate::jwk::{SkipReason, VerifyingKey};
 
 /// Largest JWKS document parsed.
 pub const MAX_JWKS_BYTES: usize = 512 * 1024;
@@ -44,12 +44,22 @@ impl KeySet {
             return Err(JwksError::TooLarge(document.len()));
         }
         let obj = json::parse_object(document)?;
-        let entries = obj.get("keys").and_then(Value::as_array).ok_or(JwksError::NoKeysArray)?;
+        let entries = obj
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or(JwksError::NoKeysArray)?;
         let mut set = KeySet::default();
         for (index, entry) in entries.iter().enumerate() {
-            let kid = entry.get("kid").and_then(Value::as_str).map(|k| k.chars().take(64).collect());
+            let kid = entry
+                .get("kid")
+                .and_then(Value::as_str)
+                .map(|k| k.chars().take(64).collect());
             if set.keys.len() == MAX_KEYS {
-                set.skipped.push(SkippedKey { index, kid, reason: SkipReason::TooManyKeys(MAX_KEYS) });
+                set.skipped.push(SkippedKey {
+                    index,
+                    kid,
+                    reason: SkipReason::TooManyKeys(MAX_KEYS),
+                });
                 continue;
             }
             match VerifyingKey::from_jwk(entry) {
@@ -62,7 +72,10 @@ impl KeySet {
 
     /// A key set made of already decoded keys.
     pub fn from_keys(keys: Vec<VerifyingKey>) -> KeySet {
-        KeySet { keys, skipped: Vec::new() }
+        KeySet {
+            keys,
+            skipped: Vec::new(),
+        }
     }
 
     /// The usable keys, in document order.
@@ -105,8 +118,11 @@ mod tests {
         let set = KeySet::parse(doc.to_string().as_bytes()).expect("parses");
         assert_eq!(set.len(), 2);
         assert!(set.has_kid("a") && set.has_kid("b") && !set.has_kid("s"));
-        let reasons: Vec<(usize, Option<&str>, &SkipReason)> =
-            set.skipped().iter().map(|s| (s.index, s.kid.as_deref(), &s.reason)).collect();
+        let reasons: Vec<(usize, Option<&str>, &SkipReason)> = set
+            .skipped()
+            .iter()
+            .map(|s| (s.index, s.kid.as_deref(), &s.reason))
+            .collect();
         assert_eq!(
             reasons,
             vec![
@@ -120,11 +136,23 @@ mod tests {
     #[test]
     fn document_level_errors() {
         assert_eq!(KeySet::parse(b"{}"), Err(JwksError::NoKeysArray));
-        assert_eq!(KeySet::parse(br#"{"keys":{}}"#), Err(JwksError::NoKeysArray));
-        assert!(matches!(KeySet::parse(b"[]"), Err(JwksError::Json(JsonError::NotAnObject))));
-        assert!(matches!(KeySet::parse(br#"{"keys":[],"keys":[]}"#), Err(JwksError::Json(JsonError::DuplicateKey(_)))));
+        assert_eq!(
+            KeySet::parse(br#"{"keys":{}}"#),
+            Err(JwksError::NoKeysArray)
+        );
+        assert!(matches!(
+            KeySet::parse(b"[]"),
+            Err(JwksError::Json(JsonError::NotAnObject))
+        ));
+        assert!(matches!(
+            KeySet::parse(br#"{"keys":[],"keys":[]}"#),
+            Err(JwksError::Json(JsonError::DuplicateKey(_)))
+        ));
         let big = vec![b' '; MAX_JWKS_BYTES + 1];
-        assert_eq!(KeySet::parse(&big), Err(JwksError::TooLarge(MAX_JWKS_BYTES + 1)));
+        assert_eq!(
+            KeySet::parse(&big),
+            Err(JwksError::TooLarge(MAX_JWKS_BYTES + 1))
+        );
         let empty = KeySet::parse(br#"{"keys":[]}"#).expect("empty set parses");
         assert!(empty.is_empty());
     }
@@ -135,6 +163,10 @@ mod tests {
         let set = KeySet::parse(json!({ "keys": keys }).to_string().as_bytes()).expect("parses");
         assert_eq!(set.len(), MAX_KEYS);
         assert_eq!(set.skipped().len(), 3);
-        assert!(set.skipped().iter().all(|s| s.reason == SkipReason::TooManyKeys(MAX_KEYS)));
+        assert!(
+            set.skipped()
+                .iter()
+                .all(|s| s.reason == SkipReason::TooManyKeys(MAX_KEYS))
+        );
     }
 }

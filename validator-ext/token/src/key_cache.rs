@@ -151,10 +151,16 @@ impl KeyCacheState {
         match self.usability(now) {
             Usability::Fresh | Usability::Stale => {
                 let due = now >= self.refresh_at;
-                if due && self.may_fetch(now) { KeyDecision::UseAndRefresh } else { KeyDecision::Use }
+                if due && self.may_fetch(now) {
+                    KeyDecision::UseAndRefresh
+                } else {
+                    KeyDecision::Use
+                }
             }
             Usability::Missing if self.may_fetch(now) => KeyDecision::FetchFirst,
-            Usability::Missing => KeyDecision::Unavailable { retry_at: self.retry_at.max(self.claimed_until) },
+            Usability::Missing => KeyDecision::Unavailable {
+                retry_at: self.retry_at.max(self.claimed_until),
+            },
         }
     }
 
@@ -169,7 +175,9 @@ impl KeyCacheState {
 
     /// Whether an unknown `kid` may trigger a refresh now; if so, claims the fetch and starts the cooldown.
     pub fn claim_unknown_kid_refresh(&mut self, now: UnixTime, policy: &KeyCachePolicy) -> bool {
-        let cooled = self.last_unknown_kid_refresh.is_none_or(|t| now >= t.plus(policy.unknown_kid_cooldown_secs));
+        let cooled = self
+            .last_unknown_kid_refresh
+            .is_none_or(|t| now >= t.plus(policy.unknown_kid_cooldown_secs));
         if !cooled || !self.claim_fetch(now, policy) {
             return false;
         }
@@ -186,15 +194,24 @@ impl KeyCacheState {
         policy: &KeyCachePolicy,
     ) -> Result<KeySet, KeyFetchError> {
         let parsed = if doc.status == 200 {
-            KeySet::parse(doc.body).map_err(KeyFetchError::from).and_then(|set| {
-                if set.is_empty() { Err(KeyFetchError::NoUsableKey { skipped: set.skipped().len() }) } else { Ok(set) }
-            })
+            KeySet::parse(doc.body)
+                .map_err(KeyFetchError::from)
+                .and_then(|set| {
+                    if set.is_empty() {
+                        Err(KeyFetchError::NoUsableKey {
+                            skipped: set.skipped().len(),
+                        })
+                    } else {
+                        Ok(set)
+                    }
+                })
         } else {
             Err(KeyFetchError::Status(doc.status))
         };
         match parsed {
             Ok(set) => {
-                let max_age = http_freshness::max_age(doc.cache_control, doc.expires, doc.date, now);
+                let max_age =
+                    http_freshness::max_age(doc.cache_control, doc.expires, doc.date, now);
                 self.record_success(now, max_age, policy);
                 Ok(set)
             }
@@ -209,7 +226,10 @@ impl KeyCacheState {
     pub fn record_success(&mut self, now: UnixTime, max_age: Option<u64>, policy: &KeyCachePolicy) {
         let max_age = max_age.unwrap_or(policy.default_max_age_secs);
         let ahead = max_age.saturating_mul(u64::from(policy.refresh_percent.min(100))) / 100;
-        let interval = ahead.clamp(policy.min_refresh_secs, policy.max_refresh_secs.max(policy.min_refresh_secs));
+        let interval = ahead.clamp(
+            policy.min_refresh_secs,
+            policy.max_refresh_secs.max(policy.min_refresh_secs),
+        );
         // Never call keys expired before the next planned refresh, even for max-age=0.
         let fresh_for = max_age.max(interval);
         self.generation = self.generation.wrapping_add(1).max(1);
@@ -226,7 +246,11 @@ impl KeyCacheState {
     pub fn record_failure(&mut self, now: UnixTime, policy: &KeyCachePolicy) {
         self.failures = self.failures.saturating_add(1);
         let shift = (self.failures - 1).min(32);
-        let backoff = policy.retry_min_secs.max(1).saturating_mul(1u64 << shift).min(policy.retry_max_secs.max(1));
+        let backoff = policy
+            .retry_min_secs
+            .max(1)
+            .saturating_mul(1u64 << shift)
+            .min(policy.retry_max_secs.max(1));
         self.retry_at = now.plus(backoff);
         self.claimed_until = now;
     }
@@ -250,7 +274,13 @@ mod tests {
     }
 
     fn ok_doc<'a>(body: &'a str, cc: Option<&'a str>) -> FetchedDocument<'a> {
-        FetchedDocument { status: 200, cache_control: cc, expires: None, date: None, body: body.as_bytes() }
+        FetchedDocument {
+            status: 200,
+            cache_control: cc,
+            expires: None,
+            date: None,
+            body: body.as_bytes(),
+        }
     }
 
     #[test]
@@ -261,9 +291,16 @@ mod tests {
         assert_eq!(s.decide(T0), KeyDecision::FetchFirst);
         assert!(s.claim_fetch(T0, &p));
         assert!(!s.claim_fetch(T0, &p), "one fetch at a time");
-        assert_eq!(s.decide(T0), KeyDecision::Unavailable { retry_at: T0.plus(p.fetch_claim_secs) });
+        assert_eq!(
+            s.decide(T0),
+            KeyDecision::Unavailable {
+                retry_at: T0.plus(p.fetch_claim_secs)
+            }
+        );
         let body = jwks();
-        let set = s.on_fetch(T0, &ok_doc(&body, Some("max-age=300")), &p).expect("good fetch");
+        let set = s
+            .on_fetch(T0, &ok_doc(&body, Some("max-age=300")), &p)
+            .expect("good fetch");
         assert_eq!(set.len(), 1);
         assert_eq!(s.generation, 1);
         assert_eq!(s.decide(T0), KeyDecision::Use);
@@ -289,10 +326,18 @@ mod tests {
         let p = policy();
         let mut s = KeyCacheState::new();
         s.record_success(T0, Some(0), &p);
-        assert_eq!(s.refresh_at, T0.plus(p.min_refresh_secs), "no-cache still waits the minimum");
+        assert_eq!(
+            s.refresh_at,
+            T0.plus(p.min_refresh_secs),
+            "no-cache still waits the minimum"
+        );
         assert_eq!(s.fresh_until, T0.plus(p.min_refresh_secs));
         s.record_success(T0, Some(86_400 * 7), &p);
-        assert_eq!(s.refresh_at, T0.plus(p.max_refresh_secs), "a week is capped");
+        assert_eq!(
+            s.refresh_at,
+            T0.plus(p.max_refresh_secs),
+            "a week is capped"
+        );
         assert_eq!(s.fresh_until, T0.plus(86_400 * 7));
         s.record_success(T0, None, &p);
         assert_eq!(s.refresh_at, T0.plus(240), "default max-age 300");
@@ -305,12 +350,25 @@ mod tests {
         s.record_success(T0, Some(300), &p);
         let t = T0.plus(300);
         assert!(s.claim_fetch(t, &p));
-        let e = s.on_fetch(t, &FetchedDocument { status: 503, cache_control: None, expires: None, date: None, body: b"" }, &p);
+        let e = s.on_fetch(
+            t,
+            &FetchedDocument {
+                status: 503,
+                cache_control: None,
+                expires: None,
+                date: None,
+                body: b"",
+            },
+            &p,
+        );
         assert_eq!(e, Err(KeyFetchError::Status(503)));
         assert_eq!(s.generation, 1, "old keys kept");
         assert_eq!(s.usability(t), Usability::Stale);
         assert_eq!(s.decide(t), KeyDecision::Use, "backoff: no refresh yet");
-        assert_eq!(s.decide(t.plus(p.retry_min_secs)), KeyDecision::UseAndRefresh);
+        assert_eq!(
+            s.decide(t.plus(p.retry_min_secs)),
+            KeyDecision::UseAndRefresh
+        );
         // Past the stale window the keys are gone.
         let end = T0.plus(300 + p.max_stale_secs);
         assert_eq!(s.usability(end.minus(1)), Usability::Stale);
@@ -327,7 +385,12 @@ mod tests {
             let now = T0.plus(i * 1000);
             s.record_failure(now, &p);
             waits.push(s.retry_at.since(now));
-            assert_eq!(s.decide(now), KeyDecision::Unavailable { retry_at: s.retry_at });
+            assert_eq!(
+                s.decide(now),
+                KeyDecision::Unavailable {
+                    retry_at: s.retry_at
+                }
+            );
         }
         assert_eq!(waits, vec![2, 4, 8, 16, 32, 60, 60, 60, 60, 60]);
         s.record_success(T0.plus(20_000), None, &p);
@@ -338,10 +401,16 @@ mod tests {
     fn broken_documents_count_as_failures() {
         let p = policy();
         let mut s = KeyCacheState::new();
-        assert!(matches!(s.on_fetch(T0, &ok_doc("not json", None), &p), Err(KeyFetchError::Document(_))));
+        assert!(matches!(
+            s.on_fetch(T0, &ok_doc("not json", None), &p),
+            Err(KeyFetchError::Document(_))
+        ));
         assert_eq!(s.failures, 1);
         let no_usable = r#"{"keys":[{"kty":"oct","k":"AA"}]}"#;
-        assert_eq!(s.on_fetch(T0, &ok_doc(no_usable, None), &p), Err(KeyFetchError::NoUsableKey { skipped: 1 }));
+        assert_eq!(
+            s.on_fetch(T0, &ok_doc(no_usable, None), &p),
+            Err(KeyFetchError::NoUsableKey { skipped: 1 })
+        );
         assert_eq!(s.failures, 2);
         assert_eq!(s.generation, 0);
     }
@@ -353,13 +422,21 @@ mod tests {
         s.record_success(T0, Some(300), &p);
         assert!(s.claim_unknown_kid_refresh(T0.plus(1), &p));
         let body = jwks();
-        s.on_fetch(T0.plus(1), &ok_doc(&body, None), &p).expect("fetched");
+        s.on_fetch(T0.plus(1), &ok_doc(&body, None), &p)
+            .expect("fetched");
         assert!(!s.claim_unknown_kid_refresh(T0.plus(2), &p), "cooldown");
-        assert!(!s.claim_unknown_kid_refresh(T0.plus(30), &p), "cooldown boundary is exclusive");
+        assert!(
+            !s.claim_unknown_kid_refresh(T0.plus(30), &p),
+            "cooldown boundary is exclusive"
+        );
         assert!(s.claim_unknown_kid_refresh(T0.plus(31), &p));
         // That refresh is in flight: no second fetch, from any trigger, until it reports or its claim lapses.
         assert!(!s.claim_fetch(T0.plus(40), &p));
-        assert_eq!(s.decide(T0.plus(280)), KeyDecision::UseAndRefresh, "claim lapsed, refresh due");
+        assert_eq!(
+            s.decide(T0.plus(280)),
+            KeyDecision::UseAndRefresh,
+            "claim lapsed, refresh due"
+        );
     }
 
     #[test]
@@ -369,9 +446,15 @@ mod tests {
         s.record_success(T0, Some(300), &p);
         s.record_failure(T0.plus(10), &p);
         assert!(!s.claim_unknown_kid_refresh(T0.plus(10), &p), "backoff");
-        assert_eq!(s.last_unknown_kid_refresh, None, "a refused claim does not start the cooldown");
+        assert_eq!(
+            s.last_unknown_kid_refresh, None,
+            "a refused claim does not start the cooldown"
+        );
         assert!(s.claim_fetch(T0.plus(12), &p));
-        assert!(!s.claim_unknown_kid_refresh(T0.plus(13), &p), "someone is fetching");
+        assert!(
+            !s.claim_unknown_kid_refresh(T0.plus(13), &p),
+            "someone is fetching"
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@
 
 use crate::algorithm::Algorithm;
 use crate::header::Header;
-use crate::jwks::KeySet;
 use crate::jwk::VerifyingKey;
+use crate::jwks::KeySet;
 use crate::outcome::Outcome;
 use crate::shown::Shown;
 
@@ -31,7 +31,10 @@ impl KeyError {
 
     /// Whether refreshing the key set might help (the IdP may have rotated keys).
     pub fn may_need_refresh(&self) -> bool {
-        matches!(self, KeyError::UnknownKid(_) | KeyError::NoUniqueKey { fitting: 0, .. })
+        matches!(
+            self,
+            KeyError::UnknownKid(_) | KeyError::NoUniqueKey { fitting: 0, .. }
+        )
     }
 }
 
@@ -39,20 +42,31 @@ impl KeyError {
 pub fn select<'k>(keys: &'k KeySet, header: &Header) -> Result<Vec<&'k VerifyingKey>, KeyError> {
     match &header.kid {
         Some(kid) => {
-            let mut with_kid = keys.keys().iter().filter(|k| k.kid() == Some(kid.as_str())).peekable();
+            let mut with_kid = keys
+                .keys()
+                .iter()
+                .filter(|k| k.kid() == Some(kid.as_str()))
+                .peekable();
             if with_kid.peek().is_none() {
                 return Err(KeyError::UnknownKid(kid.clone()));
             }
             let fitting: Vec<&VerifyingKey> = with_kid.filter(|k| k.fits(header.alg)).collect();
             if fitting.is_empty() {
-                return Err(KeyError::AlgMismatch { kid: kid.clone(), alg: header.alg });
+                return Err(KeyError::AlgMismatch {
+                    kid: kid.clone(),
+                    alg: header.alg,
+                });
             }
             Ok(fitting)
         }
         None => {
-            let fitting: Vec<&VerifyingKey> = keys.keys().iter().filter(|k| k.fits(header.alg)).collect();
+            let fitting: Vec<&VerifyingKey> =
+                keys.keys().iter().filter(|k| k.fits(header.alg)).collect();
             if fitting.len() != 1 {
-                return Err(KeyError::NoUniqueKey { alg: header.alg, fitting: fitting.len() });
+                return Err(KeyError::NoUniqueKey {
+                    alg: header.alg,
+                    fitting: fitting.len(),
+                });
             }
             Ok(fitting)
         }

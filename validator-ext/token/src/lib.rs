@@ -8,6 +8,21 @@
 //! `roles`, chained by `pipeline`; `jwks`/`jwk` decode keys; `discovery` reads provider metadata;
 //! `key_cache` decides when to fetch keys; `introspection` handles opaque tokens; `settings` builds a validated
 //! configuration from strings; `outcome` names every result for counters.
+//!
+//! ```
+//! use pgrator_token::{KeySet, RawSettings, Requirements, TokenKind, UnixTime, ValidatorConfig, classify, validate_jwt};
+//!
+//! let raw = RawSettings { audience: Some("db-client".into()), ..RawSettings::default() };
+//! let config = ValidatorConfig::from_settings(&raw, "pgrator_validator").expect("valid settings");
+//! let keys = KeySet::parse(br#"{"keys":[]}"#).expect("a JWKS document");
+//! let req = Requirements::from_hba("https://idp.example.test", "openid");
+//!
+//! let token = "eyJhbGciOiJub25lIn0.e30.";
+//! assert_eq!(classify(token), TokenKind::Jws);
+//! let refusal = validate_jwt(token, &keys, &config.policy, &req, UnixTime(1_750_000_000)).unwrap_err();
+//! assert_eq!(refusal.code(), "alg_none");
+//! assert_eq!(refusal.to_string(), "alg 'none' means an unsigned token");
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod accepted;
@@ -42,7 +57,7 @@ pub use discovery::{ProviderMetadata, discovery_url};
 pub use jwks::KeySet;
 pub use key_cache::{FetchedDocument, KeyCachePolicy, KeyCacheState, KeyDecision};
 pub use outcome::Outcome;
-pub use pipeline::{TokenKind, check_claims, classify, validate_jwt};
+pub use pipeline::{TokenKind, check_claims, check_opaque, classify, validate_jwt};
 pub use policy::{Policy, Requirements, ScopeCheck};
 pub use refusal::Refusal;
 pub use settings::{RawSettings, ValidatorConfig};

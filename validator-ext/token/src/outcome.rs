@@ -120,7 +120,10 @@ impl Outcome {
 
     /// Whether the token was refused (as opposed to accepted or an error on our or the IdP's side).
     pub const fn is_refusal(self) -> bool {
-        !matches!(self, Outcome::Accepted | Outcome::IdpError | Outcome::ConfigError | Outcome::InternalError)
+        !matches!(
+            self,
+            Outcome::Accepted | Outcome::IdpError | Outcome::ConfigError | Outcome::InternalError
+        )
     }
 }
 

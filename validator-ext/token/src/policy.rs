@@ -69,14 +69,20 @@ pub struct Requirements {
 impl Requirements {
     /// From the HBA line's `issuer` and space-separated `scope` options.
     pub fn from_hba(issuer: &str, scope: &str) -> Requirements {
-        Requirements { issuer: issuer.to_string(), scopes: split_scopes(scope) }
+        Requirements {
+            issuer: issuer.to_string(),
+            scopes: split_scopes(scope),
+        }
     }
 }
 
 /// Splits a space-separated scope string (RFC 6749 section 3.3), dropping empty parts and duplicates.
 pub fn split_scopes(scope: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for s in scope.split([' ', '\t', '\n', '\r']).filter(|s| !s.is_empty()) {
+    for s in scope
+        .split([' ', '\t', '\n', '\r'])
+        .filter(|s| !s.is_empty())
+    {
         if !out.iter().any(|o| o == s) {
             out.push(s.to_string());
         }

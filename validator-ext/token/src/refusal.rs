@@ -35,6 +35,9 @@ pub enum Refusal {
     /// Introspection said the token is not active (revoked, expired, unknown, or not for us).
     #[error("the IdP reports the token as not active")]
     Inactive,
+    /// An opaque token that is not RFC 6750 `b64token` syntax.
+    #[error("opaque token is not valid bearer token syntax")]
+    OpaqueSyntax,
     /// Neither a JWS nor introspection configured for opaque tokens.
     #[error("token is not a JWS and opaque tokens are not accepted (no introspection configured)")]
     OpaqueNotAccepted,
@@ -53,7 +56,7 @@ impl Refusal {
             Refusal::Identity(e) => e.outcome(),
             Refusal::Role(e) => e.outcome(),
             Refusal::Inactive => Outcome::Inactive,
-            Refusal::OpaqueNotAccepted => Outcome::Malformed,
+            Refusal::OpaqueSyntax | Refusal::OpaqueNotAccepted => Outcome::Malformed,
         }
     }
 

@@ -30,7 +30,11 @@ impl RoleError {
 /// The role names in `claim`, checked against `required` when set.
 ///
 /// Without a requirement, a claim of the wrong shape yields no roles rather than a refusal.
-pub fn check(claims: &Map<String, Value>, claim: &str, required: Option<&str>) -> Result<Vec<String>, RoleError> {
+pub fn check(
+    claims: &Map<String, Value>,
+    claim: &str,
+    required: Option<&str>,
+) -> Result<Vec<String>, RoleError> {
     let roles: Option<Vec<String>> = match claims.get(claim) {
         None => Some(Vec::new()),
         Some(Value::Object(o)) => Some(o.keys().cloned().collect()),
@@ -41,7 +45,10 @@ pub fn check(claims: &Map<String, Value>, claim: &str, required: Option<&str>) -
         (None, None) => Ok(Vec::new()),
         (None, Some(_)) => Err(RoleError::Invalid(claim.to_string())),
         (Some(roles), Some(role)) if roles.iter().any(|r| r == role) => Ok(roles),
-        (Some(_), Some(role)) => Err(RoleError::Missing { role: role.to_string(), claim: claim.to_string() }),
+        (Some(_), Some(role)) => Err(RoleError::Missing {
+            role: role.to_string(),
+            claim: claim.to_string(),
+        }),
     }
 }
 
@@ -57,7 +64,9 @@ mod tests {
 
     #[test]
     fn zitadel_role_object() {
-        let c = m(json!({ DEFAULT_ROLE_CLAIM: {"db-admin": {"1": "org.test"}, "reader": {"1": "org.test"}} }));
+        let c = m(
+            json!({ DEFAULT_ROLE_CLAIM: {"db-admin": {"1": "org.test"}, "reader": {"1": "org.test"}} }),
+        );
         let roles = check(&c, DEFAULT_ROLE_CLAIM, Some("reader")).expect("has role");
         assert_eq!(roles.len(), 2);
         assert!(roles.contains(&"db-admin".to_string()));
@@ -76,10 +85,16 @@ mod tests {
     #[test]
     fn missing_or_misshapen_claim() {
         assert_eq!(check(&m(json!({})), DEFAULT_ROLE_CLAIM, None), Ok(vec![]));
-        assert_eq!(check(&m(json!({})), DEFAULT_ROLE_CLAIM, Some("r")).map_err(|e| e.outcome()), Err(Outcome::MissingRole));
+        assert_eq!(
+            check(&m(json!({})), DEFAULT_ROLE_CLAIM, Some("r")).map_err(|e| e.outcome()),
+            Err(Outcome::MissingRole)
+        );
         for v in [json!(["r"]), json!("r"), json!(null)] {
             let c = m(json!({ DEFAULT_ROLE_CLAIM: v }));
-            assert_eq!(check(&c, DEFAULT_ROLE_CLAIM, Some("r")).map_err(|e| e.outcome()), Err(Outcome::InvalidClaim));
+            assert_eq!(
+                check(&c, DEFAULT_ROLE_CLAIM, Some("r")).map_err(|e| e.outcome()),
+                Err(Outcome::InvalidClaim)
+            );
             assert_eq!(check(&c, DEFAULT_ROLE_CLAIM, None), Ok(vec![]));
         }
     }

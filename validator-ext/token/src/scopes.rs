@@ -13,7 +13,10 @@ use crate::shown::{Shown, ShownList};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
     #[error("claim {} is not {expected}", Shown(.claim))]
-    Invalid { claim: &'static str, expected: &'static str },
+    Invalid {
+        claim: &'static str,
+        expected: &'static str,
+    },
     #[error("required scopes {} are not granted", ShownList(.missing))]
     Missing { missing: Vec<String> },
 }
@@ -38,30 +41,55 @@ pub fn granted(claims: &Map<String, Value>) -> Result<Vec<String>, ScopeError> {
     match claims.get("scope") {
         None => {}
         Some(Value::String(s)) => split_scopes(s).iter().for_each(|s| add(s)),
-        Some(_) => return Err(ScopeError::Invalid { claim: "scope", expected: "a space-separated string" }),
+        Some(_) => {
+            return Err(ScopeError::Invalid {
+                claim: "scope",
+                expected: "a space-separated string",
+            });
+        }
     }
     match claims.get("scp") {
         None => {}
         Some(Value::String(s)) => split_scopes(s).iter().for_each(|s| add(s)),
         Some(Value::Array(items)) => {
             for item in items {
-                let s = item.as_str().ok_or(ScopeError::Invalid { claim: "scp", expected: "an array of strings" })?;
+                let s = item.as_str().ok_or(ScopeError::Invalid {
+                    claim: "scp",
+                    expected: "an array of strings",
+                })?;
                 add(s);
             }
         }
-        Some(_) => return Err(ScopeError::Invalid { claim: "scp", expected: "a string or an array of strings" }),
+        Some(_) => {
+            return Err(ScopeError::Invalid {
+                claim: "scp",
+                expected: "a string or an array of strings",
+            });
+        }
     }
     Ok(out)
 }
 
 /// Checks that every required scope is granted; returns the granted scopes.
-pub fn check(claims: &Map<String, Value>, required: &[String], mode: ScopeCheck) -> Result<Vec<String>, ScopeError> {
+pub fn check(
+    claims: &Map<String, Value>,
+    required: &[String],
+    mode: ScopeCheck,
+) -> Result<Vec<String>, ScopeError> {
     match mode {
         ScopeCheck::Off => Ok(granted(claims).unwrap_or_default()),
         ScopeCheck::Require => {
             let granted = granted(claims)?;
-            let missing: Vec<String> = required.iter().filter(|r| !granted.contains(r)).cloned().collect();
-            if missing.is_empty() { Ok(granted) } else { Err(ScopeError::Missing { missing }) }
+            let missing: Vec<String> = required
+                .iter()
+                .filter(|r| !granted.contains(r))
+                .cloned()
+                .collect();
+            if missing.is_empty() {
+                Ok(granted)
+            } else {
+                Err(ScopeError::Missing { missing })
+            }
         }
     }
 }
@@ -91,11 +119,26 @@ mod tests {
     fn missing_scopes_are_named() {
         let c = m(json!({"scope":"openid"}));
         let e = check(&c, &req(&["openid", "db", "x"]), ScopeCheck::Require).expect_err("missing");
-        assert_eq!(e, ScopeError::Missing { missing: req(&["db", "x"]) });
+        assert_eq!(
+            e,
+            ScopeError::Missing {
+                missing: req(&["db", "x"])
+            }
+        );
         assert_eq!(e.outcome(), Outcome::MissingScope);
-        assert!(matches!(check(&m(json!({})), &req(&["a"]), ScopeCheck::Require), Err(ScopeError::Missing { .. })));
+        assert!(matches!(
+            check(&m(json!({})), &req(&["a"]), ScopeCheck::Require),
+            Err(ScopeError::Missing { .. })
+        ));
         // Scope matching is exact: no prefix, no case folding.
-        assert!(check(&m(json!({"scope":"DB dbx"})), &req(&["db"]), ScopeCheck::Require).is_err());
+        assert!(
+            check(
+                &m(json!({"scope":"DB dbx"})),
+                &req(&["db"]),
+                ScopeCheck::Require
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -105,7 +148,13 @@ mod tests {
 
     #[test]
     fn wrong_types_are_refused() {
-        for c in [json!({"scope":["a"]}), json!({"scope":5}), json!({"scp":5}), json!({"scp":["a",1]}), json!({"scope":null})] {
+        for c in [
+            json!({"scope":["a"]}),
+            json!({"scope":5}),
+            json!({"scp":5}),
+            json!({"scp":["a",1]}),
+            json!({"scope":null}),
+        ] {
             let e = check(&m(c.clone()), &[], ScopeCheck::Require).expect_err("wrong type");
             assert_eq!(e.outcome(), Outcome::InvalidClaim, "{c}");
         }
@@ -113,7 +162,13 @@ mod tests {
 
     #[test]
     fn off_mode_skips_the_requirement() {
-        assert_eq!(check(&m(json!({})), &req(&["a"]), ScopeCheck::Off), Ok(vec![]));
-        assert_eq!(check(&m(json!({"scope":"b"})), &req(&["a"]), ScopeCheck::Off), Ok(req(&["b"])));
+        assert_eq!(
+            check(&m(json!({})), &req(&["a"]), ScopeCheck::Off),
+            Ok(vec![])
+        );
+        assert_eq!(
+            check(&m(json!({"scope":"b"})), &req(&["a"]), ScopeCheck::Off),
+            Ok(req(&["b"]))
+        );
     }
 }

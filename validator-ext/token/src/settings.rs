@@ -88,39 +88,84 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn fail(&mut self, name: &str, value: &str, problem: String) {
-        self.errors.push(ConfigError { setting: format!("{}.{name}", self.prefix), value: value.to_string(), problem });
+        self.errors.push(ConfigError {
+            setting: format!("{}.{name}", self.prefix),
+            value: value.to_string(),
+            problem,
+        });
     }
 
-    fn seconds(&mut self, name: &str, raw: &Option<String>, default: u64, range: std::ops::RangeInclusive<u64>) -> u64 {
+    fn seconds(
+        &mut self,
+        name: &str,
+        raw: &Option<String>,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> u64 {
         let Some(v) = given(raw) else { return default };
         match parse_seconds(v) {
             Some(s) if range.contains(&s) => s,
             Some(s) => {
-                self.fail(name, v, format!("{s} s is outside {}..={} s", range.start(), range.end()));
+                self.fail(
+                    name,
+                    v,
+                    format!("{s} s is outside {}..={} s", range.start(), range.end()),
+                );
                 default
             }
             None => {
-                self.fail(name, v, format!("{} is not a duration (seconds, or with unit s, min, h)", Shown(v)));
+                self.fail(
+                    name,
+                    v,
+                    format!(
+                        "{} is not a duration (seconds, or with unit s, min, h)",
+                        Shown(v)
+                    ),
+                );
                 default
             }
         }
     }
 
-    fn number(&mut self, name: &str, raw: &Option<String>, default: u64, range: std::ops::RangeInclusive<u64>) -> u64 {
+    fn number(
+        &mut self,
+        name: &str,
+        raw: &Option<String>,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> u64 {
         let Some(v) = given(raw) else { return default };
         match v.parse::<u64>() {
             Ok(n) if range.contains(&n) => n,
             _ => {
-                self.fail(name, v, format!("{} is not a whole number in {}..={}", Shown(v), range.start(), range.end()));
+                self.fail(
+                    name,
+                    v,
+                    format!(
+                        "{} is not a whole number in {}..={}",
+                        Shown(v),
+                        range.start(),
+                        range.end()
+                    ),
+                );
                 default
             }
         }
     }
 
     fn claim_name(&mut self, name: &str, raw: &Option<String>, default: &str) -> String {
-        let Some(v) = given(raw) else { return default.to_string() };
+        let Some(v) = given(raw) else {
+            return default.to_string();
+        };
         if v.len() > 256 || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            self.fail(name, v, format!("{} is not a claim name (no spaces, at most 256 bytes)", Shown(v)));
+            self.fail(
+                name,
+                v,
+                format!(
+                    "{} is not a claim name (no spaces, at most 256 bytes)",
+                    Shown(v)
+                ),
+            );
             return default.to_string();
         }
         v.to_string()
@@ -148,7 +193,9 @@ pub fn parse_seconds(v: &str) -> Option<u64> {
 
 /// Parses a comma-separated algorithm list.
 fn algorithms(c: &mut Checker<'_>, raw: &Option<String>) -> AlgorithmSet {
-    let Some(v) = given(raw) else { return AlgorithmSet::DEFAULT };
+    let Some(v) = given(raw) else {
+        return AlgorithmSet::DEFAULT;
+    };
     let mut set = AlgorithmSet::EMPTY;
     for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         match classify_alg(name) {
@@ -156,11 +203,21 @@ fn algorithms(c: &mut Checker<'_>, raw: &Option<String>) -> AlgorithmSet {
             AlgName::None | AlgName::Hmac => c.fail(
                 "algorithms",
                 v,
-                format!("unknown algorithm {} (allowed: {}; none and HMAC are never accepted)", Shown(name), AlgorithmSet::all()),
+                format!(
+                    "unknown algorithm {} (allowed: {}; none and HMAC are never accepted)",
+                    Shown(name),
+                    AlgorithmSet::all()
+                ),
             ),
-            AlgName::Unknown => {
-                c.fail("algorithms", v, format!("unknown algorithm {} (allowed: {})", Shown(name), AlgorithmSet::all()))
-            }
+            AlgName::Unknown => c.fail(
+                "algorithms",
+                v,
+                format!(
+                    "unknown algorithm {} (allowed: {})",
+                    Shown(name),
+                    AlgorithmSet::all()
+                ),
+            ),
         }
     }
     if set.is_empty() && c.errors.iter().all(|e| !e.setting.ends_with(".algorithms")) {
@@ -172,16 +229,38 @@ fn algorithms(c: &mut Checker<'_>, raw: &Option<String>) -> AlgorithmSet {
 impl ValidatorConfig {
     /// Validates `raw` (setting names are reported as `<prefix>.<name>`).
     pub fn from_settings(raw: &RawSettings, prefix: &str) -> Result<ValidatorConfig, ConfigErrors> {
-        let mut c = Checker { prefix, errors: Vec::new() };
+        let mut c = Checker {
+            prefix,
+            errors: Vec::new(),
+        };
         let audiences: Vec<String> = given(&raw.audience)
-            .map(|v| v.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_string).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default();
         if audiences.is_empty() {
-            c.fail("audience", raw.audience.as_deref().unwrap_or(""), "must name at least one audience (client id or project id)".into());
+            c.fail(
+                "audience",
+                raw.audience.as_deref().unwrap_or(""),
+                "must name at least one audience (client id or project id)".into(),
+            );
         }
         let algorithms = algorithms(&mut c, &raw.algorithms);
-        let clock_skew_secs = c.seconds("clock_skew", &raw.clock_skew, crate::policy::DEFAULT_CLOCK_SKEW_SECS, 0..=600);
-        let identity_claim = c.claim_name("identity_claim", &raw.identity_claim, DEFAULT_IDENTITY_CLAIM);
+        let clock_skew_secs = c.seconds(
+            "clock_skew",
+            &raw.clock_skew,
+            crate::policy::DEFAULT_CLOCK_SKEW_SECS,
+            0..=600,
+        );
+        let identity_claim = c.claim_name(
+            "identity_claim",
+            &raw.identity_claim,
+            DEFAULT_IDENTITY_CLAIM,
+        );
         let role_claim = c.claim_name("role_claim", &raw.role_claim, DEFAULT_ROLE_CLAIM);
         let required_role = given(&raw.required_role).map(str::to_string);
         let expected_typ = given(&raw.typ).map(str::to_string);
@@ -190,20 +269,38 @@ impl ValidatorConfig {
         {
             c.fail("typ", t, format!("{} is not a media type", Shown(t)));
         }
-        let max_token_bytes =
-            c.number("max_token_bytes", &raw.max_token_bytes, DEFAULT_MAX_TOKEN_BYTES as u64, 1024..=1024 * 1024) as usize;
+        let max_token_bytes = c.number(
+            "max_token_bytes",
+            &raw.max_token_bytes,
+            DEFAULT_MAX_TOKEN_BYTES as u64,
+            1024..=1024 * 1024,
+        ) as usize;
         let scope_check = match given(&raw.scope_check) {
             None => ScopeCheck::Require,
             Some(v) if v.eq_ignore_ascii_case("require") => ScopeCheck::Require,
             Some(v) if v.eq_ignore_ascii_case("off") => ScopeCheck::Off,
             Some(v) => {
-                c.fail("scope_check", v, format!("{} is not one of: require, off", Shown(v)));
+                c.fail(
+                    "scope_check",
+                    v,
+                    format!("{} is not one of: require, off", Shown(v)),
+                );
                 ScopeCheck::Require
             }
         };
         let d = KeyCachePolicy::default();
-        let min_refresh_secs = c.seconds("jwks_min_refresh", &raw.jwks_min_refresh, d.min_refresh_secs, 1..=86_400);
-        let max_refresh_secs = c.seconds("jwks_max_refresh", &raw.jwks_max_refresh, d.max_refresh_secs, 1..=86_400);
+        let min_refresh_secs = c.seconds(
+            "jwks_min_refresh",
+            &raw.jwks_min_refresh,
+            d.min_refresh_secs,
+            1..=86_400,
+        );
+        let max_refresh_secs = c.seconds(
+            "jwks_max_refresh",
+            &raw.jwks_max_refresh,
+            d.max_refresh_secs,
+            1..=86_400,
+        );
         if max_refresh_secs < min_refresh_secs {
             c.fail(
                 "jwks_max_refresh",
@@ -211,11 +308,30 @@ impl ValidatorConfig {
                 format!("{max_refresh_secs} s is below jwks_min_refresh ({min_refresh_secs} s)"),
             );
         }
-        let max_stale_secs = c.seconds("jwks_max_stale", &raw.jwks_max_stale, d.max_stale_secs, 0..=7 * 86_400);
-        let unknown_kid_cooldown_secs =
-            c.seconds("jwks_unknown_kid_cooldown", &raw.jwks_unknown_kid_cooldown, d.unknown_kid_cooldown_secs, 1..=3600);
-        let max_entries = c.number("introspection_cache_entries", &raw.introspection_cache_entries, 10_000, 0..=1_000_000) as usize;
-        let max_ttl_secs = c.seconds("introspection_cache_ttl", &raw.introspection_cache_ttl, 60, 0..=3600);
+        let max_stale_secs = c.seconds(
+            "jwks_max_stale",
+            &raw.jwks_max_stale,
+            d.max_stale_secs,
+            0..=7 * 86_400,
+        );
+        let unknown_kid_cooldown_secs = c.seconds(
+            "jwks_unknown_kid_cooldown",
+            &raw.jwks_unknown_kid_cooldown,
+            d.unknown_kid_cooldown_secs,
+            1..=3600,
+        );
+        let max_entries = c.number(
+            "introspection_cache_entries",
+            &raw.introspection_cache_entries,
+            10_000,
+            0..=1_000_000,
+        ) as usize;
+        let max_ttl_secs = c.seconds(
+            "introspection_cache_ttl",
+            &raw.introspection_cache_ttl,
+            60,
+            0..=3600,
+        );
         if !c.errors.is_empty() {
             return Err(ConfigErrors(c.errors));
         }
@@ -231,8 +347,17 @@ impl ValidatorConfig {
                 max_token_bytes,
                 scope_check,
             },
-            key_cache: KeyCachePolicy { min_refresh_secs, max_refresh_secs, max_stale_secs, unknown_kid_cooldown_secs, ..d },
-            introspection_cache: IntrospectionCacheLimits { max_entries, max_ttl_secs },
+            key_cache: KeyCachePolicy {
+                min_refresh_secs,
+                max_refresh_secs,
+                max_stale_secs,
+                unknown_kid_cooldown_secs,
+                ..d
+            },
+            introspection_cache: IntrospectionCacheLimits {
+                max_entries,
+                max_ttl_secs,
+            },
         })
     }
 }
@@ -247,7 +372,10 @@ mod tests {
     }
 
     fn base() -> RawSettings {
-        RawSettings { audience: s("db-client"), ..RawSettings::default() }
+        RawSettings {
+            audience: s("db-client"),
+            ..RawSettings::default()
+        }
     }
 
     fn errors(raw: &RawSettings) -> Vec<String> {
@@ -262,7 +390,13 @@ mod tests {
         let c = ValidatorConfig::from_settings(&base(), DEFAULT_PREFIX).expect("valid");
         assert_eq!(c.policy, Policy::new(vec!["db-client".into()]));
         assert_eq!(c.key_cache, KeyCachePolicy::default());
-        assert_eq!(c.introspection_cache, IntrospectionCacheLimits { max_entries: 10_000, max_ttl_secs: 60 });
+        assert_eq!(
+            c.introspection_cache,
+            IntrospectionCacheLimits {
+                max_entries: 10_000,
+                max_ttl_secs: 60
+            }
+        );
     }
 
     #[test]
@@ -286,72 +420,196 @@ mod tests {
         };
         let c = ValidatorConfig::from_settings(&raw, DEFAULT_PREFIX).expect("valid");
         assert_eq!(c.policy.audiences, vec!["a", "b"]);
-        assert_eq!(c.policy.algorithms, [Algorithm::RS256, Algorithm::PS256, Algorithm::ES384].into_iter().collect());
+        assert_eq!(
+            c.policy.algorithms,
+            [Algorithm::RS256, Algorithm::PS256, Algorithm::ES384]
+                .into_iter()
+                .collect()
+        );
         assert_eq!(c.policy.clock_skew_secs, 60);
         assert_eq!(c.policy.identity_claim, "email");
         assert_eq!(c.policy.required_role.as_deref(), Some("db"));
         assert_eq!(c.policy.expected_typ.as_deref(), Some("at+jwt"));
         assert_eq!(c.policy.max_token_bytes, 8192);
         assert_eq!(c.policy.scope_check, ScopeCheck::Off);
-        assert_eq!((c.key_cache.min_refresh_secs, c.key_cache.max_refresh_secs), (10, 7200));
-        assert_eq!((c.key_cache.max_stale_secs, c.key_cache.unknown_kid_cooldown_secs), (0, 5));
-        assert_eq!(c.introspection_cache, IntrospectionCacheLimits { max_entries: 0, max_ttl_secs: 120 });
+        assert_eq!(
+            (c.key_cache.min_refresh_secs, c.key_cache.max_refresh_secs),
+            (10, 7200)
+        );
+        assert_eq!(
+            (
+                c.key_cache.max_stale_secs,
+                c.key_cache.unknown_kid_cooldown_secs
+            ),
+            (0, 5)
+        );
+        assert_eq!(
+            c.introspection_cache,
+            IntrospectionCacheLimits {
+                max_entries: 0,
+                max_ttl_secs: 120
+            }
+        );
     }
 
     #[test]
     fn errors_name_the_setting_and_the_value() {
-        let raw = RawSettings { algorithms: s("RS256,HS256"), ..base() };
+        let raw = RawSettings {
+            algorithms: s("RS256,HS256"),
+            ..base()
+        };
         assert_eq!(
             errors(&raw),
-            vec!["pgrator_validator.algorithms: unknown algorithm 'HS256' (allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA; none and HMAC are never accepted)"]
+            vec![
+                "pgrator_validator.algorithms: unknown algorithm 'HS256' (allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA; none and HMAC are never accepted)"
+            ]
         );
-        let raw = RawSettings { algorithms: s("RS257"), ..base() };
+        let raw = RawSettings {
+            algorithms: s("RS257"),
+            ..base()
+        };
         assert_eq!(
             errors(&raw),
-            vec!["pgrator_validator.algorithms: unknown algorithm 'RS257' (allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)"]
+            vec![
+                "pgrator_validator.algorithms: unknown algorithm 'RS257' (allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)"
+            ]
         );
-        assert_eq!(errors(&RawSettings { algorithms: s(" , "), ..base() }), vec!["pgrator_validator.algorithms: lists no algorithm"]);
-        assert_eq!(errors(&RawSettings { algorithms: s("none"), ..base() }).len(), 1);
+        assert_eq!(
+            errors(&RawSettings {
+                algorithms: s(" , "),
+                ..base()
+            }),
+            vec!["pgrator_validator.algorithms: lists no algorithm"]
+        );
+        assert_eq!(
+            errors(&RawSettings {
+                algorithms: s("none"),
+                ..base()
+            })
+            .len(),
+            1
+        );
     }
 
     #[test]
     fn audience_is_required() {
         for a in [None, s(""), s(" , ")] {
-            let e = errors(&RawSettings { audience: a, ..RawSettings::default() });
-            assert_eq!(e, vec!["pgrator_validator.audience: must name at least one audience (client id or project id)"]);
+            let e = errors(&RawSettings {
+                audience: a,
+                ..RawSettings::default()
+            });
+            assert_eq!(
+                e,
+                vec![
+                    "pgrator_validator.audience: must name at least one audience (client id or project id)"
+                ]
+            );
         }
     }
 
     #[test]
     fn numbers_and_durations_are_bounded() {
-        assert_eq!(errors(&RawSettings { clock_skew: s("601"), ..base() }), vec!["pgrator_validator.clock_skew: 601 s is outside 0..=600 s"]);
         assert_eq!(
-            errors(&RawSettings { clock_skew: s("30 sec"), ..base() }),
-            vec!["pgrator_validator.clock_skew: '30 sec' is not a duration (seconds, or with unit s, min, h)"]
+            errors(&RawSettings {
+                clock_skew: s("601"),
+                ..base()
+            }),
+            vec!["pgrator_validator.clock_skew: 601 s is outside 0..=600 s"]
         );
-        assert_eq!(errors(&RawSettings { clock_skew: s("-1"), ..base() }).len(), 1);
-        assert_eq!(errors(&RawSettings { max_token_bytes: s("100"), ..base() }), vec!["pgrator_validator.max_token_bytes: '100' is not a whole number in 1024..=1048576"]);
-        assert_eq!(errors(&RawSettings { max_token_bytes: s("16k"), ..base() }).len(), 1);
-        assert_eq!(errors(&RawSettings { jwks_min_refresh: s("600"), jwks_max_refresh: s("60"), ..base() }), vec![
-            "pgrator_validator.jwks_max_refresh: 60 s is below jwks_min_refresh (600 s)"
-        ]);
-        assert_eq!(errors(&RawSettings { introspection_cache_entries: s("1000001"), ..base() }).len(), 1);
+        assert_eq!(
+            errors(&RawSettings {
+                clock_skew: s("30 sec"),
+                ..base()
+            }),
+            vec![
+                "pgrator_validator.clock_skew: '30 sec' is not a duration (seconds, or with unit s, min, h)"
+            ]
+        );
+        assert_eq!(
+            errors(&RawSettings {
+                clock_skew: s("-1"),
+                ..base()
+            })
+            .len(),
+            1
+        );
+        assert_eq!(
+            errors(&RawSettings {
+                max_token_bytes: s("100"),
+                ..base()
+            }),
+            vec![
+                "pgrator_validator.max_token_bytes: '100' is not a whole number in 1024..=1048576"
+            ]
+        );
+        assert_eq!(
+            errors(&RawSettings {
+                max_token_bytes: s("16k"),
+                ..base()
+            })
+            .len(),
+            1
+        );
+        assert_eq!(
+            errors(&RawSettings {
+                jwks_min_refresh: s("600"),
+                jwks_max_refresh: s("60"),
+                ..base()
+            }),
+            vec!["pgrator_validator.jwks_max_refresh: 60 s is below jwks_min_refresh (600 s)"]
+        );
+        assert_eq!(
+            errors(&RawSettings {
+                introspection_cache_entries: s("1000001"),
+                ..base()
+            })
+            .len(),
+            1
+        );
         assert_eq!(parse_seconds("99999999999999999999h"), None);
     }
 
     #[test]
     fn names_and_enums_are_checked() {
-        assert_eq!(errors(&RawSettings { identity_claim: s("a b"), ..base() }), vec!["pgrator_validator.identity_claim: 'a b' is not a claim name (no spaces, at most 256 bytes)"]);
-        assert_eq!(errors(&RawSettings { scope_check: s("maybe"), ..base() }), vec!["pgrator_validator.scope_check: 'maybe' is not one of: require, off"]);
-        assert_eq!(errors(&RawSettings { typ: s("at jwt"), ..base() }), vec!["pgrator_validator.typ: 'at jwt' is not a media type"]);
+        assert_eq!(
+            errors(&RawSettings {
+                identity_claim: s("a b"),
+                ..base()
+            }),
+            vec![
+                "pgrator_validator.identity_claim: 'a b' is not a claim name (no spaces, at most 256 bytes)"
+            ]
+        );
+        assert_eq!(
+            errors(&RawSettings {
+                scope_check: s("maybe"),
+                ..base()
+            }),
+            vec!["pgrator_validator.scope_check: 'maybe' is not one of: require, off"]
+        );
+        assert_eq!(
+            errors(&RawSettings {
+                typ: s("at jwt"),
+                ..base()
+            }),
+            vec!["pgrator_validator.typ: 'at jwt' is not a media type"]
+        );
     }
 
     #[test]
     fn all_errors_are_reported_and_the_prefix_is_configurable() {
-        let raw = RawSettings { audience: None, clock_skew: s("x"), scope_check: s("y"), ..RawSettings::default() };
+        let raw = RawSettings {
+            audience: None,
+            clock_skew: s("x"),
+            scope_check: s("y"),
+            ..RawSettings::default()
+        };
         let e = ValidatorConfig::from_settings(&raw, "pgrator_access").expect_err("invalid");
         assert_eq!(e.0.len(), 3);
-        assert!(e.to_string().starts_with("pgrator_access.audience: "), "{e}");
+        assert!(
+            e.to_string().starts_with("pgrator_access.audience: "),
+            "{e}"
+        );
         assert_eq!(e.0[1].value, "x");
     }
 }

@@ -29,5 +29,8 @@ pub fn verify<'k>(
         .iter()
         .copied()
         .find(|k| k.verify(alg, signing_input, signature))
-        .ok_or_else(|| SignatureError::Invalid { alg, kid: candidates.first().and_then(|k| k.kid()).map(str::to_string) })
+        .ok_or_else(|| SignatureError::Invalid {
+            alg,
+            kid: candidates.first().and_then(|k| k.kid()).map(str::to_string),
+        })
 }

@@ -14,13 +14,21 @@ impl UnixTime {
 
     /// This time plus `secs` seconds (saturating).
     pub const fn plus(self, secs: u64) -> UnixTime {
-        let secs = if secs > i64::MAX as u64 { i64::MAX } else { secs as i64 };
+        let secs = if secs > i64::MAX as u64 {
+            i64::MAX
+        } else {
+            secs as i64
+        };
         UnixTime(self.0.saturating_add(secs))
     }
 
     /// This time minus `secs` seconds (saturating).
     pub const fn minus(self, secs: u64) -> UnixTime {
-        let secs = if secs > i64::MAX as u64 { i64::MAX } else { secs as i64 };
+        let secs = if secs > i64::MAX as u64 {
+            i64::MAX
+        } else {
+            secs as i64
+        };
         UnixTime(self.0.saturating_sub(secs))
     }
 
@@ -71,7 +79,10 @@ mod tests {
         assert_eq!(SystemTime::from(UnixTime(1_700_000_000)), t);
         let before = UNIX_EPOCH - Duration::from_millis(1500);
         assert_eq!(UnixTime::from(before), UnixTime(-2));
-        assert_eq!(SystemTime::from(UnixTime(-2)), UNIX_EPOCH - Duration::from_secs(2));
+        assert_eq!(
+            SystemTime::from(UnixTime(-2)),
+            UNIX_EPOCH - Duration::from_secs(2)
+        );
     }
 
     #[test]

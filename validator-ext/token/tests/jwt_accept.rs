@@ -10,19 +10,30 @@ fn accept(signer: &Signer, algorithms: AlgorithmSet) -> Accepted {
     let mut p = policy();
     p.algorithms = algorithms;
     let token = signer.mint(&claims());
-    validate_jwt(&token, &keys, &p, &requirements(), now()).unwrap_or_else(|r| panic!("{} refused: {r}", signer.alg()))
+    validate_jwt(&token, &keys, &p, &requirements(), now())
+        .unwrap_or_else(|r| panic!("{} refused: {r}", signer.alg()))
 }
 
 #[test]
 fn rs256_es256_eddsa_accepted_by_default() {
-    for signer in [Signer::rs256("r1"), Signer::es256("e1"), Signer::eddsa("d1")] {
+    for signer in [
+        Signer::rs256("r1"),
+        Signer::es256("e1"),
+        Signer::eddsa("d1"),
+    ] {
         let a = accept(&signer, AlgorithmSet::DEFAULT);
         assert_eq!(a.authn_id, "308349723487234");
         assert_eq!(a.expires_at.seconds(), NOW + 300);
         assert_eq!(a.scopes, vec!["openid", "db:connect"]);
         assert_eq!(a.roles, vec!["db-user"]);
         let alg = Algorithm::from_name(signer.alg()).expect("known");
-        assert_eq!(a.verification, Verification::Signature { alg, kid: signer.kid.clone() });
+        assert_eq!(
+            a.verification,
+            Verification::Signature {
+                alg,
+                kid: signer.kid.clone()
+            }
+        );
     }
 }
 
@@ -45,7 +56,12 @@ fn optional_algorithms_accepted_when_allowed() {
 fn optional_algorithms_refused_by_default() {
     for s in [Signer::rsa(RSA_A_PEM, "PS256", "c"), Signer::es384("f")] {
         let keys = key_set(&[&s]);
-        assert_eq!(verdict(&s.mint(&claims()), &keys), Err("alg_not_allowed"), "{}", s.alg());
+        assert_eq!(
+            verdict(&s.mint(&claims()), &keys),
+            Err("alg_not_allowed"),
+            "{}",
+            s.alg()
+        );
     }
 }
 
@@ -57,7 +73,12 @@ fn picks_the_right_key_among_several() {
     let d = Signer::eddsa("d");
     let keys = key_set(&[&a, &b, &e, &d]);
     for s in [&a, &b, &e, &d] {
-        assert_eq!(verdict(&s.mint(&claims()), &keys), Ok("308349723487234".into()), "kid {:?}", s.kid);
+        assert_eq!(
+            verdict(&s.mint(&claims()), &keys),
+            Ok("308349723487234".into()),
+            "kid {:?}",
+            s.kid
+        );
     }
 }
 
@@ -68,14 +89,23 @@ fn token_without_kid_uses_the_only_fitting_key() {
     let keys = key_set(&[&Signer::rs256("r"), &ec]);
     let t = rsa.mint(&claims());
     let a = validate_jwt(&t, &keys, &policy(), &requirements(), now()).expect("one RSA key fits");
-    assert_eq!(a.verification, Verification::Signature { alg: Algorithm::RS256, kid: Some("r".into()) });
+    assert_eq!(
+        a.verification,
+        Verification::Signature {
+            alg: Algorithm::RS256,
+            kid: Some("r".into())
+        }
+    );
 }
 
 #[test]
 fn jwks_without_kids_and_token_without_kid() {
     let d = Signer::eddsa("x").without_kid();
     let keys = key_set(&[&d]);
-    assert_eq!(verdict(&d.mint(&claims()), &keys), Ok("308349723487234".into()));
+    assert_eq!(
+        verdict(&d.mint(&claims()), &keys),
+        Ok("308349723487234".into())
+    );
 }
 
 #[test]
@@ -84,7 +114,15 @@ fn configured_identity_claim_and_single_string_audience() {
     let keys = key_set(&[&s]);
     let mut p = policy();
     p.identity_claim = "preferred_username".into();
-    let c = with(with(claims(), "preferred_username", Some("alice@example.test".into())), "aud", Some(AUDIENCE.into()));
+    let c = with(
+        with(
+            claims(),
+            "preferred_username",
+            Some("alice@example.test".into()),
+        ),
+        "aud",
+        Some(AUDIENCE.into()),
+    );
     let a = validate_jwt(&s.mint(&c), &keys, &p, &requirements(), now()).expect("accepted");
     assert_eq!(a.authn_id, "alice@example.test");
 }

@@ -19,7 +19,12 @@ fn oversized_tokens_are_refused_before_parsing() {
     p.max_token_bytes = t.len();
     assert!(validate_jwt(&t, &keys, &p, &requirements(), now()).is_ok());
     p.max_token_bytes = t.len() - 1;
-    assert_eq!(validate_jwt(&t, &keys, &p, &requirements(), now()).map_err(|r| r.code()).err(), Some("oversized"));
+    assert_eq!(
+        validate_jwt(&t, &keys, &p, &requirements(), now())
+            .map_err(|r| r.code())
+            .err(),
+        Some("oversized")
+    );
 }
 
 #[test]
@@ -37,7 +42,11 @@ fn bad_base64_and_segments_are_malformed() {
         format!(" {t}"),
         format!("{t}\n"),
         t.replacen('-', "+", 1).replacen('_', "/", 1),
-        format!("{}=={}", &t[..t.find('.').expect("dot")], &t[t.find('.').expect("dot")..]),
+        format!(
+            "{}=={}",
+            &t[..t.find('.').expect("dot")],
+            &t[t.find('.').expect("dot")..]
+        ),
     ];
     for c in cases {
         assert_eq!(verdict(&c, &keys), Err("malformed"), "{c:?}");
@@ -78,6 +87,9 @@ fn duplicate_claims_cannot_smuggle_a_second_subject() {
 #[test]
 fn jwe_shaped_tokens_are_malformed() {
     let keys = key_set(&[&Signer::eddsa("d")]);
-    let jwe = format!("{}.AAAA.BBBB.CCCC.DDDD", b64(br#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#));
+    let jwe = format!(
+        "{}.AAAA.BBBB.CCCC.DDDD",
+        b64(br#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#)
+    );
     assert_eq!(verdict(&jwe, &keys), Err("malformed"));
 }

@@ -13,10 +13,18 @@ fn alg_none_is_refused_with_or_without_signature() {
     let keys = key_set(&[&s]);
     for alg in ["none", "None", "NONE"] {
         let h = json!({"alg": alg, "kid": "r"});
-        let unsigned = format!("{}.{}.", b64(h.to_string().as_bytes()), b64(claims().to_string().as_bytes()));
+        let unsigned = format!(
+            "{}.{}.",
+            b64(h.to_string().as_bytes()),
+            b64(claims().to_string().as_bytes())
+        );
         assert_eq!(verdict(&unsigned, &keys), Err("alg_none"), "{alg}");
         // Same header with a real RSA signature attached still is "none".
-        assert_eq!(verdict(&s.mint_with_header(&h, &claims()), &keys), Err("alg_none"), "{alg} signed");
+        assert_eq!(
+            verdict(&s.mint_with_header(&h, &claims()), &keys),
+            Err("alg_none"),
+            "{alg} signed"
+        );
     }
 }
 
@@ -26,7 +34,11 @@ fn alg_none_is_refused_even_when_every_algorithm_is_allowed() {
     let keys = key_set(&[&s]);
     let mut p = policy();
     p.algorithms = pgrator_token::AlgorithmSet::all();
-    let t = format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(claims().to_string().as_bytes()));
+    let t = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none"}"#),
+        b64(claims().to_string().as_bytes())
+    );
     let r = validate_jwt(&t, &keys, &p, &requirements(), now()).expect_err("refused");
     assert_eq!(r.code(), "alg_none");
 }
@@ -48,8 +60,15 @@ fn hs256_signed_with_the_rsa_public_key_is_refused() {
             if let Some(k) = kid {
                 h["kid"] = json!(k);
             }
-            let input = format!("{}.{}", b64(h.to_string().as_bytes()), b64(claims().to_string().as_bytes()));
-            let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &secret), input.as_bytes());
+            let input = format!(
+                "{}.{}",
+                b64(h.to_string().as_bytes()),
+                b64(claims().to_string().as_bytes())
+            );
+            let tag = hmac::sign(
+                &hmac::Key::new(hmac::HMAC_SHA256, &secret),
+                input.as_bytes(),
+            );
             let t = format!("{input}.{}", b64(tag.as_ref()));
             assert_eq!(verdict(&t, &keys), Err("hmac_refused"));
         }
@@ -65,17 +84,28 @@ fn key_carrying_headers_are_refused() {
         ("jku", json!("https://attacker.test/jwks.json")),
         ("x5u", json!("https://attacker.test/cert.pem")),
         ("jwk", attacker.jwk()),
-        ("x5c", json!(["MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"])),
+        (
+            "x5c",
+            json!(["MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"]),
+        ),
     ];
     for (member, value) in values {
         // Signed by the real key: the header is refused regardless.
         let mut h = s.header();
         h[member] = value.clone();
-        assert_eq!(verdict(&s.mint_with_header(&h, &claims()), &keys), Err("header_key_refused"), "{member}");
+        assert_eq!(
+            verdict(&s.mint_with_header(&h, &claims()), &keys),
+            Err("header_key_refused"),
+            "{member}"
+        );
         // Signed by the attacker's key carried in the header.
         let mut h = attacker.header();
         h[member] = value;
-        assert_eq!(verdict(&attacker.mint_with_header(&h, &claims()), &keys), Err("header_key_refused"), "{member}");
+        assert_eq!(
+            verdict(&attacker.mint_with_header(&h, &claims()), &keys),
+            Err("header_key_refused"),
+            "{member}"
+        );
     }
 }
 
@@ -85,7 +115,10 @@ fn crit_is_refused() {
     let keys = key_set(&[&s]);
     let mut h = s.header();
     h["crit"] = json!(["exp"]);
-    assert_eq!(verdict(&s.mint_with_header(&h, &claims()), &keys), Err("crit_unsupported"));
+    assert_eq!(
+        verdict(&s.mint_with_header(&h, &claims()), &keys),
+        Err("crit_unsupported")
+    );
 }
 
 #[test]
@@ -99,7 +132,15 @@ fn typ_is_checked_when_configured() {
         if let Some(t) = typ {
             h["typ"] = json!(t);
         }
-        validate_jwt(&s.mint_with_header(&h, &claims()), &keys, &p, &requirements(), now()).map(|_| ()).map_err(|r| r.code())
+        validate_jwt(
+            &s.mint_with_header(&h, &claims()),
+            &keys,
+            &p,
+            &requirements(),
+            now(),
+        )
+        .map(|_| ())
+        .map_err(|r| r.code())
     };
     assert_eq!(run(Some("at+jwt")), Ok(()));
     assert_eq!(run(Some("AT+JWT")), Ok(()));
@@ -107,17 +148,34 @@ fn typ_is_checked_when_configured() {
     assert_eq!(run(Some("JWT")), Err("typ_mismatch"));
     assert_eq!(run(None), Err("typ_mismatch"));
     // Unconfigured: an ID-token-like typ passes.
-    assert_eq!(verdict(&s.mint_with_header(&json!({"alg":"ES256","kid":"e","typ":"JWT"}), &claims()), &keys), Ok("308349723487234".into()));
+    assert_eq!(
+        verdict(
+            &s.mint_with_header(&json!({"alg":"ES256","kid":"e","typ":"JWT"}), &claims()),
+            &keys
+        ),
+        Ok("308349723487234".into())
+    );
 }
 
 #[test]
 fn header_shape_errors_are_malformed() {
     let s = Signer::es256("e");
     let keys = key_set(&[&s]);
-    for h in [json!({"kid":"e"}), json!({"alg": 1, "kid":"e"}), json!({"alg":"ES256","kid": ["e"]})] {
-        assert_eq!(verdict(&s.mint_with_header(&h, &claims()), &keys), Err("malformed"), "{h}");
+    for h in [
+        json!({"kid":"e"}),
+        json!({"alg": 1, "kid":"e"}),
+        json!({"alg":"ES256","kid": ["e"]}),
+    ] {
+        assert_eq!(
+            verdict(&s.mint_with_header(&h, &claims()), &keys),
+            Err("malformed"),
+            "{h}"
+        );
     }
-    let dup = s.mint_raw(br#"{"alg":"ES256","kid":"e","alg":"none"}"#, claims().to_string().as_bytes());
+    let dup = s.mint_raw(
+        br#"{"alg":"ES256","kid":"e","alg":"none"}"#,
+        claims().to_string().as_bytes(),
+    );
     assert_eq!(verdict(&dup, &keys), Err("malformed"));
 }
 
@@ -135,7 +193,10 @@ fn refusal_messages_never_contain_the_token() {
         let r = validate_jwt(&t, &keys, &policy(), &requirements(), now()).expect_err("refused");
         let msg = format!("{r} {r:?}");
         for segment in t.split('.') {
-            assert!(!msg.contains(segment), "message leaks a token segment: {msg}");
+            assert!(
+                !msg.contains(segment),
+                "message leaks a token segment: {msg}"
+            );
         }
     }
 }

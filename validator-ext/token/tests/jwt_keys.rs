@@ -10,7 +10,8 @@ use support::*;
 fn unknown_kid_is_refused_and_asks_for_a_refresh() {
     let s = Signer::rs256("old");
     let keys = key_set(&[&Signer::rs256("new")]);
-    let r = validate_jwt(&s.mint(&claims()), &keys, &policy(), &requirements(), now()).expect_err("unknown");
+    let r = validate_jwt(&s.mint(&claims()), &keys, &policy(), &requirements(), now())
+        .expect_err("unknown");
     assert_eq!(r.code(), "unknown_kid");
     assert!(r.may_need_key_refresh());
 }
@@ -21,7 +22,14 @@ fn kid_pointing_to_a_key_of_another_type() {
     let rsa = Signer::rs256("shared");
     let ec = Signer::es256("shared");
     let keys = key_set(&[&rsa]);
-    let r = validate_jwt(&ec.mint(&claims()), &keys, &policy(), &requirements(), now()).expect_err("mismatch");
+    let r = validate_jwt(
+        &ec.mint(&claims()),
+        &keys,
+        &policy(),
+        &requirements(),
+        now(),
+    )
+    .expect_err("mismatch");
     assert_eq!(r.code(), "key_alg_mismatch");
     assert!(!r.may_need_key_refresh());
     // EdDSA header with an RSA kid.
@@ -30,7 +38,10 @@ fn kid_pointing_to_a_key_of_another_type() {
     // RS256 header signed with the EC key, kid of the RSA key: type mismatch never reaches ring with wrong bytes.
     let mut h = ec.header();
     h["alg"] = json!("RS256");
-    assert_eq!(verdict(&ec.mint_with_header(&h, &claims()), &keys), Err("bad_signature"));
+    assert_eq!(
+        verdict(&ec.mint_with_header(&h, &claims()), &keys),
+        Err("bad_signature")
+    );
 }
 
 #[test]
@@ -64,7 +75,11 @@ fn jwk_alg_pin_is_honoured() {
     let keys = KeySet::parse(json!({"keys":[jwk]}).to_string().as_bytes()).expect("parses");
     let mut p = policy();
     p.algorithms = pgrator_token::AlgorithmSet::all();
-    let run = |t: &str| validate_jwt(t, &keys, &p, &requirements(), now()).map(|_| ()).map_err(|r| r.code());
+    let run = |t: &str| {
+        validate_jwt(t, &keys, &p, &requirements(), now())
+            .map(|_| ())
+            .map_err(|r| r.code())
+    };
     assert_eq!(run(&rs.mint(&claims())), Ok(()));
     assert_eq!(run(&ps.mint(&claims())), Err("key_alg_mismatch"));
 }
@@ -83,18 +98,30 @@ fn encryption_keys_are_not_used_for_verification() {
 #[test]
 fn weak_rsa_keys_are_skipped() {
     let hex = RSA_WEAK_MODULUS_HEX.trim();
-    let n: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect();
+    let n: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
     let jwk = json!({"kty":"RSA","kid":"weak","use":"sig","n": b64(&n),"e":"AQAB"});
     let keys = KeySet::parse(json!({"keys":[jwk]}).to_string().as_bytes()).expect("parses");
     assert!(keys.is_empty());
-    assert_eq!(keys.skipped()[0].reason.to_string(), "RSA modulus has 1024 bits (2048 to 8192 accepted)");
-    assert_eq!(verdict(&Signer::rs256("weak").mint(&claims()), &keys), Err("unknown_kid"));
+    assert_eq!(
+        keys.skipped()[0].reason.to_string(),
+        "RSA modulus has 1024 bits (2048 to 8192 accepted)"
+    );
+    assert_eq!(
+        verdict(&Signer::rs256("weak").mint(&claims()), &keys),
+        Err("unknown_kid")
+    );
 }
 
 #[test]
 fn empty_key_set_refuses_everything() {
     let keys = KeySet::default();
-    assert_eq!(verdict(&Signer::es256("e").mint(&claims()), &keys), Err("unknown_kid"));
+    assert_eq!(
+        verdict(&Signer::es256("e").mint(&claims()), &keys),
+        Err("unknown_kid")
+    );
 }
 
 #[test]

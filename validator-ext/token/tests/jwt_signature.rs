@@ -6,8 +6,13 @@ use serde_json::json;
 use support::*;
 
 fn flip(token: &str, segment: usize, byte: usize) -> String {
-    let mut parts: Vec<Vec<u8>> =
-        token.split('.').map(|p| base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p).expect("b64")).collect();
+    let mut parts: Vec<Vec<u8>> = token
+        .split('.')
+        .map(|p| {
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p)
+                .expect("b64")
+        })
+        .collect();
     let n = parts[segment].len();
     parts[segment][byte % n] ^= 0x01;
     parts.iter().map(|p| b64(p)).collect::<Vec<_>>().join(".")
@@ -20,9 +25,16 @@ fn tampered_payload_is_refused() {
         let t = s.mint(&claims());
         let header = t.split('.').next().expect("header");
         // Re-encode a different payload under the original signature.
-        let forged_payload = b64(with(claims(), "sub", Some(json!("admin"))).to_string().as_bytes());
+        let forged_payload = b64(with(claims(), "sub", Some(json!("admin")))
+            .to_string()
+            .as_bytes());
         let sig = t.rsplit('.').next().expect("sig");
-        assert_eq!(verdict(&format!("{header}.{forged_payload}.{sig}"), &keys), Err("bad_signature"), "{}", s.alg());
+        assert_eq!(
+            verdict(&format!("{header}.{forged_payload}.{sig}"), &keys),
+            Err("bad_signature"),
+            "{}",
+            s.alg()
+        );
     }
 }
 
@@ -36,7 +48,11 @@ fn any_flipped_bit_in_payload_or_signature_is_refused() {
         assert!(verdict(&flip(&t, 1, i), &keys).is_err(), "payload byte {i}");
     }
     for i in 0..64 {
-        assert_eq!(verdict(&flip(&t, 2, i), &keys), Err("bad_signature"), "signature byte {i}");
+        assert_eq!(
+            verdict(&flip(&t, 2, i), &keys),
+            Err("bad_signature"),
+            "signature byte {i}"
+        );
     }
 }
 
@@ -45,10 +61,16 @@ fn signature_from_another_key_with_the_same_kid() {
     let real = Signer::rs256("k");
     let impostor = Signer::rsa(RSA_B_PEM, "RS256", "k");
     let keys = key_set(&[&real]);
-    assert_eq!(verdict(&impostor.mint(&claims()), &keys), Err("bad_signature"));
+    assert_eq!(
+        verdict(&impostor.mint(&claims()), &keys),
+        Err("bad_signature")
+    );
     let real = Signer::es256("k");
     let impostor = Signer::es256("k");
-    assert_eq!(verdict(&impostor.mint(&claims()), &key_set(&[&real])), Err("bad_signature"));
+    assert_eq!(
+        verdict(&impostor.mint(&claims()), &key_set(&[&real])),
+        Err("bad_signature")
+    );
 }
 
 #[test]
@@ -58,10 +80,20 @@ fn truncated_empty_and_padded_signatures() {
     let t = s.mint(&claims());
     let (input, sig) = t.rsplit_once('.').expect("dot");
     assert_eq!(verdict(&format!("{input}."), &keys), Err("bad_signature"));
-    let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig).expect("b64");
-    assert_eq!(verdict(&format!("{input}.{}", b64(&raw[..raw.len() - 1])), &keys), Err("bad_signature"));
-    assert_eq!(verdict(&format!("{input}.{}", b64(&raw[..32])), &keys), Err("bad_signature"));
-    assert_eq!(verdict(&format!("{input}.{sig}AAAA"), &keys), Err("bad_signature"));
+    let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig)
+        .expect("b64");
+    assert_eq!(
+        verdict(&format!("{input}.{}", b64(&raw[..raw.len() - 1])), &keys),
+        Err("bad_signature")
+    );
+    assert_eq!(
+        verdict(&format!("{input}.{}", b64(&raw[..32])), &keys),
+        Err("bad_signature")
+    );
+    assert_eq!(
+        verdict(&format!("{input}.{sig}AAAA"), &keys),
+        Err("bad_signature")
+    );
     assert_eq!(verdict(&format!("{input}.{sig}="), &keys), Err("malformed"));
 }
 
@@ -72,14 +104,31 @@ fn ecdsa_der_signature_is_refused() {
     let alg = &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING;
     let doc = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("gen");
     let pair = ring::signature::EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng).expect("load");
-    let fixed = ring::signature::EcdsaKeyPair::from_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref(), &rng)
-        .expect("load fixed");
-    let signer = Signer { key: Key::Ec256(fixed), kid: Some("e".into()) };
+    let fixed = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        doc.as_ref(),
+        &rng,
+    )
+    .expect("load fixed");
+    let signer = Signer {
+        key: Key::Ec256(fixed),
+        kid: Some("e".into()),
+    };
     let keys = key_set(&[&signer]);
-    let input = format!("{}.{}", b64(signer.header().to_string().as_bytes()), b64(claims().to_string().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64(signer.header().to_string().as_bytes()),
+        b64(claims().to_string().as_bytes())
+    );
     let der = pair.sign(&rng, input.as_bytes()).expect("sign");
-    assert_eq!(verdict(&format!("{input}.{}", b64(der.as_ref())), &keys), Err("bad_signature"));
-    assert!(verdict(&signer.mint(&claims()), &keys).is_ok(), "the fixed form verifies");
+    assert_eq!(
+        verdict(&format!("{input}.{}", b64(der.as_ref())), &keys),
+        Err("bad_signature")
+    );
+    assert!(
+        verdict(&signer.mint(&claims()), &keys).is_ok(),
+        "the fixed form verifies"
+    );
 }
 
 #[test]
@@ -89,6 +138,11 @@ fn header_swap_between_tokens_is_refused() {
     let keys = key_set(&[&s]);
     let t = s.mint(&claims());
     let (_, rest) = t.split_once('.').expect("dot");
-    let other_header = b64(json!({"alg":"RS256","kid":"r","typ":"JWT"}).to_string().as_bytes());
-    assert_eq!(verdict(&format!("{other_header}.{rest}"), &keys), Err("bad_signature"));
+    let other_header = b64(json!({"alg":"RS256","kid":"r","typ":"JWT"})
+        .to_string()
+        .as_bytes());
+    assert_eq!(
+        verdict(&format!("{other_header}.{rest}"), &keys),
+        Err("bad_signature")
+    );
 }

@@ -35,7 +35,13 @@ pub struct IntrospectionCache {
 impl IntrospectionCache {
     /// A cache of at most `max_entries` answers, each kept at most `max_ttl_secs`.
     pub fn new(max_entries: usize, max_ttl_secs: u64) -> IntrospectionCache {
-        IntrospectionCache { max_entries, max_ttl_secs, entries: HashMap::new(), recency: BTreeMap::new(), tick: 0 }
+        IntrospectionCache {
+            max_entries,
+            max_ttl_secs,
+            entries: HashMap::new(),
+            recency: BTreeMap::new(),
+            tick: 0,
+        }
     }
 
     fn key(issuer: &str, token: &str) -> Key {
@@ -91,17 +97,31 @@ impl IntrospectionCache {
             self.purge_expired(now);
         }
         while self.entries.len() >= self.max_entries {
-            let Some((_, oldest)) = self.recency.pop_first() else { break };
+            let Some((_, oldest)) = self.recency.pop_first() else {
+                break;
+            };
             self.entries.remove(&oldest);
         }
         let tick = self.next_tick();
         self.recency.insert(tick, key);
-        self.entries.insert(key, Entry { accepted: accepted.clone(), expires, last_used: tick });
+        self.entries.insert(
+            key,
+            Entry {
+                accepted: accepted.clone(),
+                expires,
+                last_used: tick,
+            },
+        );
     }
 
     /// Drops every entry that has expired at `now`.
     pub fn purge_expired(&mut self, now: UnixTime) {
-        let dead: Vec<Key> = self.entries.iter().filter(|(_, e)| now >= e.expires).map(|(k, _)| *k).collect();
+        let dead: Vec<Key> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| now >= e.expires)
+            .map(|(k, _)| *k)
+            .collect();
         for k in dead {
             self.remove(&k);
         }

@@ -21,7 +21,9 @@ pub enum SigningKey {
 pub enum KeyLoadError {
     #[error("private key PEM: {0}")]
     Pem(#[from] PemError),
-    #[error("PEM label {0:?} is not a supported private key (PRIVATE KEY or RSA PRIVATE KEY; convert SEC1 EC keys with `openssl pkcs8 -topk8 -nocrypt`)")]
+    #[error(
+        "PEM label {0:?} is not a supported private key (PRIVATE KEY or RSA PRIVATE KEY; convert SEC1 EC keys with `openssl pkcs8 -topk8 -nocrypt`)"
+    )]
     UnsupportedLabel(String),
     #[error("private key rejected: {0}")]
     Rejected(String),
@@ -45,9 +47,17 @@ impl SigningKey {
                 let rsa = RsaKeyPair::from_pkcs8(&block.der);
                 match rsa {
                     Ok(k) => Ok(SigningKey::Rsa(k)),
-                    Err(rsa_err) => EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &block.der, rng)
-                        .map(SigningKey::EcP256)
-                        .map_err(|ec_err| KeyLoadError::Rejected(format!("not RSA ({rsa_err}) nor EC P-256 ({ec_err})"))),
+                    Err(rsa_err) => EcdsaKeyPair::from_pkcs8(
+                        &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                        &block.der,
+                        rng,
+                    )
+                    .map(SigningKey::EcP256)
+                    .map_err(|ec_err| {
+                        KeyLoadError::Rejected(format!(
+                            "not RSA ({rsa_err}) nor EC P-256 ({ec_err})"
+                        ))
+                    }),
                 }
             }
             "RSA PRIVATE KEY" => RsaKeyPair::from_der(&block.der)
@@ -69,17 +79,25 @@ impl SigningKey {
         match self {
             SigningKey::Rsa(k) => {
                 let mut sig = vec![0; k.public().modulus_len()];
-                k.sign(&signature::RSA_PKCS1_SHA256, rng, input, &mut sig).map_err(|_| AssertionError::Signing)?;
+                k.sign(&signature::RSA_PKCS1_SHA256, rng, input, &mut sig)
+                    .map_err(|_| AssertionError::Signing)?;
                 Ok(sig)
             }
-            SigningKey::EcP256(k) => k.sign(rng, input).map(|s| s.as_ref().to_vec()).map_err(|_| AssertionError::Signing),
+            SigningKey::EcP256(k) => k
+                .sign(rng, input)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| AssertionError::Signing),
         }
     }
 }
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigningKey({}, private material hidden)", self.algorithm())
+        write!(
+            f,
+            "SigningKey({}, private material hidden)",
+            self.algorithm()
+        )
     }
 }
 
@@ -115,7 +133,11 @@ pub fn sign(
         "exp": now.plus(claims.lifetime_secs).seconds(),
         "jti": base64url::encode(&jti),
     });
-    let input = format!("{}.{}", base64url::encode(header.to_string().as_bytes()), base64url::encode(payload.to_string().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        base64url::encode(header.to_string().as_bytes()),
+        base64url::encode(payload.to_string().as_bytes())
+    );
     let sig = key.sign(input.as_bytes(), rng)?;
     Ok(format!("{input}.{}", base64url::encode(&sig)))
 }
@@ -131,7 +153,10 @@ pub struct ZitadelKeyFile {
 
 impl std::fmt::Debug for ZitadelKeyFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZitadelKeyFile").field("key_id", &self.key_id).field("client_id", &self.client_id).finish()
+        f.debug_struct("ZitadelKeyFile")
+            .field("key_id", &self.key_id)
+            .field("client_id", &self.client_id)
+            .finish()
     }
 }
 
@@ -147,9 +172,20 @@ pub enum KeyFileError {
 impl ZitadelKeyFile {
     pub fn parse(bytes: &[u8]) -> Result<ZitadelKeyFile, KeyFileError> {
         let obj = json::parse_object(bytes)?;
-        let get = |m: &'static str| obj.get(m).and_then(Value::as_str).map(str::to_string).ok_or(KeyFileError::Missing(m));
+        let get = |m: &'static str| {
+            obj.get(m)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or(KeyFileError::Missing(m))
+        };
         // API applications carry clientId; service-user keys carry userId (used as the client id there).
-        let client_id = get("clientId").or_else(|_| get("userId")).map_err(|_| KeyFileError::Missing("clientId"))?;
-        Ok(ZitadelKeyFile { key_id: get("keyId")?, client_id, key_pem: get("key")? })
+        let client_id = get("clientId")
+            .or_else(|_| get("userId"))
+            .map_err(|_| KeyFileError::Missing("clientId"))?;
+        Ok(ZitadelKeyFile {
+            key_id: get("keyId")?,
+            client_id,
+            key_pem: get("key")?,
+        })
     }
 }

@@ -6,7 +6,9 @@ pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => {
                 const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -21,7 +23,11 @@ pub fn encode(s: &str) -> String {
 
 /// Encodes name/value pairs as a form body.
 pub fn body(pairs: &[(&str, &str)]) -> String {
-    pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 #[cfg(test)]
@@ -35,6 +41,9 @@ mod tests {
         assert_eq!(encode("a+b&c=d%e/f:g~"), "a%2Bb%26c%3Dd%25e%2Ff%3Ag%7E");
         assert_eq!(encode("é"), "%C3%A9");
         assert_eq!(encode(""), "");
-        assert_eq!(body(&[("token", "x y"), ("token_type_hint", "access_token")]), "token=x+y&token_type_hint=access_token");
+        assert_eq!(
+            body(&[("token", "x y"), ("token_type_hint", "access_token")]),
+            "token=x+y&token_type_hint=access_token"
+        );
     }
 }

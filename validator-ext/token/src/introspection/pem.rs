@@ -23,7 +23,10 @@ pub struct PemBlock {
 
 impl std::fmt::Debug for PemBlock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PemBlock").field("label", &self.label).field("der_len", &self.der.len()).finish()
+        f.debug_struct("PemBlock")
+            .field("label", &self.label)
+            .field("der_len", &self.der.len())
+            .finish()
     }
 }
 
@@ -32,7 +35,10 @@ pub fn decode_first(text: &str) -> Result<PemBlock, PemError> {
     let mut lines = text.lines().map(str::trim);
     let label = lines
         .by_ref()
-        .find_map(|l| l.strip_prefix("-----BEGIN ").and_then(|r| r.strip_suffix("-----")))
+        .find_map(|l| {
+            l.strip_prefix("-----BEGIN ")
+                .and_then(|r| r.strip_suffix("-----"))
+        })
         .ok_or(PemError::NoBlock)?
         .to_string();
     let end = format!("-----END {label}-----");
@@ -49,7 +55,9 @@ pub fn decode_first(text: &str) -> Result<PemBlock, PemError> {
     if !terminated {
         return Err(PemError::Unterminated);
     }
-    let der = STANDARD.decode(body.as_bytes()).map_err(|_| PemError::BadBase64)?;
+    let der = STANDARD
+        .decode(body.as_bytes())
+        .map_err(|_| PemError::BadBase64)?;
     Ok(PemBlock { label, der })
 }
 
@@ -59,7 +67,8 @@ mod tests {
 
     #[test]
     fn decodes_a_block_among_other_text() {
-        let text = "junk\n-----BEGIN PRIVATE KEY-----\nAAEC\nAw==\n-----END PRIVATE KEY-----\ntrailer";
+        let text =
+            "junk\n-----BEGIN PRIVATE KEY-----\nAAEC\nAw==\n-----END PRIVATE KEY-----\ntrailer";
         let b = decode_first(text).expect("decodes");
         assert_eq!(b.label, "PRIVATE KEY");
         assert_eq!(b.der, vec![0, 1, 2, 3]);
@@ -69,9 +78,21 @@ mod tests {
     #[test]
     fn refuses_broken_blocks() {
         assert_eq!(decode_first("nothing"), Err(PemError::NoBlock));
-        assert_eq!(decode_first("-----BEGIN X-----\nAAAA\n"), Err(PemError::Unterminated));
-        assert_eq!(decode_first("-----BEGIN X-----\nAAAA\n-----END Y-----\n"), Err(PemError::Unterminated));
-        assert_eq!(decode_first("-----BEGIN X-----\n!!\n-----END X-----"), Err(PemError::BadBase64));
-        assert_eq!(decode_first("-----BEGIN X-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END X-----"), Err(PemError::BadBase64));
+        assert_eq!(
+            decode_first("-----BEGIN X-----\nAAAA\n"),
+            Err(PemError::Unterminated)
+        );
+        assert_eq!(
+            decode_first("-----BEGIN X-----\nAAAA\n-----END Y-----\n"),
+            Err(PemError::Unterminated)
+        );
+        assert_eq!(
+            decode_first("-----BEGIN X-----\n!!\n-----END X-----"),
+            Err(PemError::BadBase64)
+        );
+        assert_eq!(
+            decode_first("-----BEGIN X-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END X-----"),
+            Err(PemError::BadBase64)
+        );
     }
 }

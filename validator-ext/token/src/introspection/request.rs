@@ -18,14 +18,24 @@ pub enum ClientAuth {
     /// HTTP Basic with the form-urlencoded client id and secret (RFC 6749 section 2.3.1).
     SecretBasic { secret: String },
     /// A signed client assertion (RFC 7523, OpenID Connect `private_key_jwt`).
-    PrivateKeyJwt { key: SigningKey, key_id: Option<String>, audience: String, lifetime_secs: u64 },
+    PrivateKeyJwt {
+        key: Box<SigningKey>,
+        key_id: Option<String>,
+        audience: String,
+        lifetime_secs: u64,
+    },
 }
 
 impl std::fmt::Debug for ClientAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ClientAuth::SecretBasic { .. } => f.write_str("SecretBasic { secret: <hidden> }"),
-            ClientAuth::PrivateKeyJwt { key, key_id, audience, lifetime_secs } => f
+            ClientAuth::PrivateKeyJwt {
+                key,
+                key_id,
+                audience,
+                lifetime_secs,
+            } => f
                 .debug_struct("PrivateKeyJwt")
                 .field("key", key)
                 .field("key_id", key_id)
@@ -67,18 +77,35 @@ impl std::fmt::Debug for PreparedRequest {
 impl IntrospectionClient {
     /// Builds the POST that asks whether `token` is active. `rng` supplies the assertion's jti and signing
     /// randomness (ring's `SystemRandom` in production).
-    pub fn request(&self, token: &str, now: UnixTime, rng: &dyn SecureRandom) -> Result<PreparedRequest, AssertionError> {
+    pub fn request(
+        &self,
+        token: &str,
+        now: UnixTime,
+        rng: &dyn SecureRandom,
+    ) -> Result<PreparedRequest, AssertionError> {
         let mut headers = vec![
-            ("Content-Type".to_string(), "application/x-www-form-urlencoded".to_string()),
+            (
+                "Content-Type".to_string(),
+                "application/x-www-form-urlencoded".to_string(),
+            ),
             ("Accept".to_string(), "application/json".to_string()),
         ];
-        let mut pairs: Vec<(&str, &str)> = vec![("token", token), ("token_type_hint", "access_token")];
+        let mut pairs: Vec<(&str, &str)> =
+            vec![("token", token), ("token_type_hint", "access_token")];
         let assertion;
         match &self.auth {
             ClientAuth::SecretBasic { secret } => {
-                headers.push(("Authorization".to_string(), basic_credentials(&self.client_id, secret)));
+                headers.push((
+                    "Authorization".to_string(),
+                    basic_credentials(&self.client_id, secret),
+                ));
             }
-            ClientAuth::PrivateKeyJwt { key, key_id, audience, lifetime_secs } => {
+            ClientAuth::PrivateKeyJwt {
+                key,
+                key_id,
+                audience,
+                lifetime_secs,
+            } => {
                 let claims = AssertionClaims {
                     client_id: &self.client_id,
                     key_id: key_id.as_deref(),
@@ -90,7 +117,11 @@ impl IntrospectionClient {
                 pairs.push(("client_assertion", &assertion));
             }
         }
-        Ok(PreparedRequest { url: self.endpoint.clone(), headers, body: form::body(&pairs) })
+        Ok(PreparedRequest {
+            url: self.endpoint.clone(),
+            headers,
+            body: form::body(&pairs),
+        })
     }
 }
 
@@ -107,10 +138,18 @@ mod tests {
     #[test]
     fn basic_credentials_are_form_encoded_first() {
         // RFC 6749 2.3.1: id and secret are form-urlencoded, then joined with ':' and base64-encoded.
-        assert_eq!(basic_credentials("client", "secret"), "Basic Y2xpZW50OnNlY3JldA==");
+        assert_eq!(
+            basic_credentials("client", "secret"),
+            "Basic Y2xpZW50OnNlY3JldA=="
+        );
         let header = basic_credentials("my client@proj", "p:a+s/s w%");
-        let decoded = STANDARD.decode(header.trim_start_matches("Basic ")).expect("base64");
-        assert_eq!(String::from_utf8(decoded).expect("utf8"), "my+client%40proj:p%3Aa%2Bs%2Fs+w%25");
+        let decoded = STANDARD
+            .decode(header.trim_start_matches("Basic "))
+            .expect("base64");
+        assert_eq!(
+            String::from_utf8(decoded).expect("utf8"),
+            "my+client%40proj:p%3Aa%2Bs%2Fs+w%25"
+        );
     }
 
     #[test]
@@ -118,15 +157,28 @@ mod tests {
         let c = IntrospectionClient {
             endpoint: "https://idp.test/oauth/v2/introspect".into(),
             client_id: "db".into(),
-            auth: ClientAuth::SecretBasic { secret: "s3cret".into() },
+            auth: ClientAuth::SecretBasic {
+                secret: "s3cret".into(),
+            },
         };
         let rng = ring::rand::SystemRandom::new();
         let r = c.request("tok en&=", UnixTime(0), &rng).expect("built");
         assert_eq!(r.url, "https://idp.test/oauth/v2/introspect");
         assert_eq!(r.body, "token=tok+en%26%3D&token_type_hint=access_token");
-        assert!(r.headers.contains(&("Authorization".into(), basic_credentials("db", "s3cret"))));
-        assert!(r.headers.contains(&("Content-Type".into(), "application/x-www-form-urlencoded".into())));
+        assert!(
+            r.headers
+                .contains(&("Authorization".into(), basic_credentials("db", "s3cret")))
+        );
+        assert!(r.headers.contains(&(
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into()
+        )));
         let dbg = format!("{r:?} {c:?}");
-        assert!(!dbg.contains("tok") && !dbg.contains("s3cret") && !dbg.contains(&basic_credentials("db", "s3cret")), "{dbg}");
+        assert!(
+            !dbg.contains("tok")
+                && !dbg.contains("s3cret")
+                && !dbg.contains(&basic_credentials("db", "s3cret")),
+            "{dbg}"
+        );
     }
 }

@@ -65,5 +65,11 @@ pub fn evaluate(
         Some(Value::Bool(false)) => return Err(Refusal::Inactive.into()),
         _ => return Err(IntrospectionError::NoActive),
     }
-    Ok(check_claims(&claims, policy, req, now, Verification::Introspection)?)
+    Ok(check_claims(
+        &claims,
+        policy,
+        req,
+        now,
+        Verification::Introspection,
+    )?)
 }

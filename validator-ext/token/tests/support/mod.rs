@@ -22,7 +22,9 @@ pub fn b64(bytes: &[u8]) -> String {
 
 pub fn pem_to_der(pem: &str) -> Vec<u8> {
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD.decode(body).expect("fixture PEM decodes")
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("fixture PEM decodes")
 }
 
 /// A signing key with its JOSE algorithm and kid.
@@ -41,7 +43,10 @@ pub struct Signer {
 impl Signer {
     pub fn rsa(pem: &str, alg: &'static str, kid: &str) -> Signer {
         let pair = RsaKeyPair::from_pkcs8(&pem_to_der(pem)).expect("RSA fixture loads");
-        Signer { key: Key::Rsa { pair, alg }, kid: Some(kid.into()) }
+        Signer {
+            key: Key::Rsa { pair, alg },
+            kid: Some(kid.into()),
+        }
     }
 
     pub fn rs256(kid: &str) -> Signer {
@@ -52,20 +57,29 @@ impl Signer {
         let rng = SystemRandom::new();
         let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
         let doc = EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("generate P-256");
-        Signer { key: Key::Ec256(EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng).expect("load")), kid: Some(kid.into()) }
+        Signer {
+            key: Key::Ec256(EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng).expect("load")),
+            kid: Some(kid.into()),
+        }
     }
 
     pub fn es384(kid: &str) -> Signer {
         let rng = SystemRandom::new();
         let alg = &signature::ECDSA_P384_SHA384_FIXED_SIGNING;
         let doc = EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("generate P-384");
-        Signer { key: Key::Ec384(EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng).expect("load")), kid: Some(kid.into()) }
+        Signer {
+            key: Key::Ec384(EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng).expect("load")),
+            kid: Some(kid.into()),
+        }
     }
 
     pub fn eddsa(kid: &str) -> Signer {
         let rng = SystemRandom::new();
         let doc = Ed25519KeyPair::generate_pkcs8(&rng).expect("generate Ed25519");
-        Signer { key: Key::Ed(Ed25519KeyPair::from_pkcs8(doc.as_ref()).expect("load")), kid: Some(kid.into()) }
+        Signer {
+            key: Key::Ed(Ed25519KeyPair::from_pkcs8(doc.as_ref()).expect("load")),
+            kid: Some(kid.into()),
+        }
     }
 
     pub fn without_kid(mut self) -> Signer {
@@ -91,7 +105,9 @@ impl Signer {
             }
             Key::Ec256(pair) => ec_jwk("P-256", pair.public_key().as_ref(), 32),
             Key::Ec384(pair) => ec_jwk("P-384", pair.public_key().as_ref(), 48),
-            Key::Ed(pair) => json!({"kty":"OKP","crv":"Ed25519","x": b64(pair.public_key().as_ref())}),
+            Key::Ed(pair) => {
+                json!({"kty":"OKP","crv":"Ed25519","x": b64(pair.public_key().as_ref())})
+            }
         };
         v["use"] = json!("sig");
         if let Some(k) = &self.kid {
@@ -118,7 +134,11 @@ impl Signer {
                 pair.sign(enc, &rng, input, &mut sig).expect("RSA sign");
                 sig
             }
-            Key::Ec256(pair) | Key::Ec384(pair) => pair.sign(&rng, input).expect("ECDSA sign").as_ref().to_vec(),
+            Key::Ec256(pair) | Key::Ec384(pair) => pair
+                .sign(&rng, input)
+                .expect("ECDSA sign")
+                .as_ref()
+                .to_vec(),
             Key::Ed(pair) => pair.sign(input).as_ref().to_vec(),
         }
     }
@@ -156,7 +176,9 @@ fn ec_jwk(crv: &str, point: &[u8], len: usize) -> Value {
 
 /// A JWKS document with the public keys of `signers`.
 pub fn jwks(signers: &[&Signer]) -> Vec<u8> {
-    json!({"keys": signers.iter().map(|s| s.jwk()).collect::<Vec<_>>()}).to_string().into_bytes()
+    json!({"keys": signers.iter().map(|s| s.jwk()).collect::<Vec<_>>()})
+        .to_string()
+        .into_bytes()
 }
 
 pub fn key_set(signers: &[&Signer]) -> pgrator_token::KeySet {
@@ -192,7 +214,9 @@ pub fn now() -> pgrator_token::UnixTime {
 
 /// Validates with the default policy and requirements at NOW; returns the reason code or the authn_id.
 pub fn verdict(token: &str, keys: &pgrator_token::KeySet) -> Result<String, &'static str> {
-    pgrator_token::validate_jwt(token, keys, &policy(), &requirements(), now()).map(|a| a.authn_id).map_err(|r| r.code())
+    pgrator_token::validate_jwt(token, keys, &policy(), &requirements(), now())
+        .map(|a| a.authn_id)
+        .map_err(|r| r.code())
 }
 
 /// Sets `claims[name] = value`, or removes it when `value` is None.
