@@ -41,6 +41,18 @@ lint: (world "tools" "postgres")
 test: world build-validator lint
     cargo test --workspace --no-fail-fast
 
+# Start a Kubernetes 1.35 control plane with the CNPG, Barman, Prometheus and Config Connector CRDs, for kubectl.
+kube-up: (world "kube" "crds")
+    cargo run -q -p pgrator-world --bin pgrator-kube-up -- up "{{cache}}/kube-up"
+
+# Stop the control plane of `just kube-up` and delete its data.
+kube-down:
+    cargo run -q -p pgrator-world --bin pgrator-kube-up -- down "{{cache}}/kube-up"
+
+# kubectl of the server's version against the control plane of `just kube-up`: `just kubectl get crds`.
+kubectl *args:
+    @"$(grep '^PGRATOR_KUBE_BIN_DIR=' "{{cache}}/world.env" | tail -n1 | cut -d= -f2-)/kubectl" --kubeconfig "{{cache}}/kube-up/data/kubeconfig" {{args}}
+
 # Format the code.
 fmt:
     cargo fmt --all

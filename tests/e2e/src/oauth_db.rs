@@ -135,7 +135,18 @@ impl OAuthDb {
 
     /// Runs `sql` with the real psql as `role`; the device code psql prints is approved at the IdP as `person`.
     pub fn psql_login(&self, role: &str, person: &str, sql: &str) -> Result<PsqlOutcome> {
-        let connect = self.connect_as(role, defaults::PSQL);
+        self.psql_login_with(defaults::PSQL, role, person, sql)
+    }
+
+    /// As [`OAuthDb::psql_login`], with another OAuth client of the IdP (e.g. `psql-opaque`).
+    pub fn psql_login_with(
+        &self,
+        client_id: &str,
+        role: &str,
+        person: &str,
+        sql: &str,
+    ) -> Result<PsqlOutcome> {
+        let connect = self.connect_as(role, client_id);
         Ok(self.psql.oauth_sql(
             &connect,
             sql,

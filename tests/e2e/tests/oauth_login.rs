@@ -160,3 +160,35 @@ fn preloaded_validator_shares_keys_and_counts_outcomes() {
     let log = db.pg.log();
     assert!(log.contains("pgrator_validator key refresher started"), "{log}");
 }
+
+/// Zitadel's default opaque access tokens: the validator introspects them with its own client credentials.
+#[test]
+fn opaque_token_login_is_accepted_through_introspection() {
+    use pgrator_world::idp::defaults::{PSQL_OPAQUE, VALIDATOR, VALIDATOR_SECRET};
+    use pgrator_world::postgres::conf_quote;
+    let secret_dir = tempfile::tempdir().expect("temp dir");
+    let secret_file = secret_dir.path().join("secret");
+    std::fs::write(&secret_file, VALIDATOR_SECRET).expect("write the secret");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(secret_dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    let config = PgConfig::default()
+        .setting("pgrator_validator.introspection_client_id", conf_quote(VALIDATOR))
+        .setting("pgrator_validator.introspection_secret_file", conf_quote(&secret_file.to_string_lossy()));
+    let db = OAuthDb::start(&[(ALICE_SUB, "alice")], config).expect("start the IdP and PostgreSQL");
+    db.pg.sql("postgres", "CREATE ROLE alice LOGIN").expect("create role alice");
+    let before = db.idp.stats().expect("stats").count("/oauth/v2/introspect");
+    let out = db.psql_login_with(PSQL_OPAQUE, "alice", ALICE, "SELECT current_user").expect("run psql");
+    assert!(out.success, "opaque-token login failed:\n{}\n{}", out.stderr, db.pg.log());
+    assert_eq!(out.stdout.trim(), "alice");
+    assert_eq!(db.idp.stats().expect("stats").count("/oauth/v2/introspect"), before + 1);
+    // A wrong client secret: the IdP refuses the introspection, so is the login.
+    std::fs::write(&secret_file, "not-the-secret").expect("write a wrong secret");
+    let log_before = db.pg.log_len();
+    let out = db.psql_login_with(PSQL_OPAQUE, "alice", ALICE, "SELECT 1").expect("run psql");
+    assert!(!out.success, "login with a wrong introspection secret succeeded");
+    let log = db.pg.log_since(log_before);
+    assert!(log.contains("introspection at"), "the log does not explain the refusal:\n{log}");
+}

@@ -57,14 +57,25 @@ pub fn get(url: &str, settings: &HttpSettings) -> Result<HttpResponse, FetchErro
     request(Request::Get { url: url.to_string() }, settings)
 }
 
+/// POST a form (introspection); `headers` carry the client authentication.
+pub fn post_form(
+    url: &str,
+    headers: Vec<(String, String)>,
+    body: String,
+    settings: &HttpSettings,
+) -> Result<HttpResponse, FetchError> {
+    request(Request::PostForm { url: url.to_string(), headers, body }, settings)
+}
+
 enum Request {
     Get { url: String },
+    PostForm { url: String, headers: Vec<(String, String)>, body: String },
 }
 
 impl Request {
     fn url(&self) -> &str {
         match self {
-            Request::Get { url } => url,
+            Request::Get { url } | Request::PostForm { url, .. } => url,
         }
     }
 }
@@ -106,6 +117,13 @@ fn request(req: Request, settings: &HttpSettings) -> Result<HttpResponse, FetchE
 fn perform(agent: &ureq::Agent, req: Request, max_body: u64) -> Result<HttpResponse, FetchError> {
     let answer = match req {
         Request::Get { url } => agent.get(&url).header("Accept", "application/json").call(),
+        Request::PostForm { url, headers, body } => {
+            let mut post = agent.post(&url);
+            for (name, value) in &headers {
+                post = post.header(name.as_str(), value.as_str());
+            }
+            post.send(body.as_bytes())
+        }
     };
     let mut response = answer.map_err(|e| FetchError::Http(e.to_string()))?;
     let status = response.status().as_u16();

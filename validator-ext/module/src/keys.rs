@@ -17,13 +17,8 @@ pub fn now() -> UnixTime {
     UnixTime::from(SystemTime::now())
 }
 
-pub fn cache_policy() -> KeyCachePolicy {
-    KeyCachePolicy::default()
-}
-
 /// Keys usable for a login at `now`.
-pub fn for_login(issuer: &str, http: &HttpSettings) -> Result<KeySet, String> {
-    let policy = cache_policy();
+pub fn for_login(issuer: &str, http: &HttpSettings, policy: &KeyCachePolicy) -> Result<KeySet, String> {
     let started = Instant::now();
     loop {
         let now = now();
@@ -32,10 +27,10 @@ pub fn for_login(issuer: &str, http: &HttpSettings) -> Result<KeySet, String> {
             // The refresher (preloaded) fetches ahead of expiry; a login only reads.
             KeyDecision::Use | KeyDecision::UseAndRefresh => return parse(&snapshot.jwks),
             KeyDecision::FetchFirst => {
-                let claimed = store::update(issuer, |e| e.state.claim_fetch(now, &policy))
+                let claimed = store::update(issuer, |e| e.state.claim_fetch(now, policy))
                     .ok_or_else(|| format!("no free key cache slot for issuer {issuer}"))?;
                 if claimed {
-                    return refresh(issuer, http);
+                    return refresh(issuer, http, policy);
                 }
             }
             KeyDecision::Unavailable { retry_at } if snapshot.state.claimed_until <= now => {
@@ -56,23 +51,25 @@ pub fn for_login(issuer: &str, http: &HttpSettings) -> Result<KeySet, String> {
 }
 
 /// After an unknown `kid`: refetch if the cooldown allows, else `None` (the refusal stands).
-pub fn after_unknown_kid(issuer: &str, http: &HttpSettings) -> Option<Result<KeySet, String>> {
-    let policy = cache_policy();
+pub fn after_unknown_kid(
+    issuer: &str,
+    http: &HttpSettings,
+    policy: &KeyCachePolicy,
+) -> Option<Result<KeySet, String>> {
     let now = now();
-    let claimed = store::update(issuer, |e| e.state.claim_unknown_kid_refresh(now, &policy))?;
-    claimed.then(|| refresh(issuer, http))
+    let claimed = store::update(issuer, |e| e.state.claim_unknown_kid_refresh(now, policy))?;
+    claimed.then(|| refresh(issuer, http, policy))
 }
 
 /// Fetches the JWKS (the caller holds the fetch claim) and records the result in the cache.
-pub fn refresh(issuer: &str, http: &HttpSettings) -> Result<KeySet, String> {
-    let policy = cache_policy();
+pub fn refresh(issuer: &str, http: &HttpSettings, policy: &KeyCachePolicy) -> Result<KeySet, String> {
     let known_uri = store::read(issuer).and_then(|s| s.jwks_uri);
     let fetched = fetch_jwks(issuer, known_uri, http);
     shmem::count_fetch(fetched.is_ok());
     let now = now();
     match fetched {
         Err(reason) => {
-            store::update(issuer, |e| e.state.record_failure(now, &policy));
+            store::update(issuer, |e| e.state.record_failure(now, policy));
             Err(reason)
         }
         Ok((uri, response)) => {
@@ -84,7 +81,7 @@ pub fn refresh(issuer: &str, http: &HttpSettings) -> Result<KeySet, String> {
                 body: &response.body,
             };
             let outcome = store::update(issuer, |e| {
-                let keys = e.state.on_fetch(now, &doc, &policy);
+                let keys = e.state.on_fetch(now, &doc, policy);
                 if keys.is_ok() {
                     e.new_jwks_uri = Some(uri.clone());
                     e.new_jwks = Some(response.body.clone());
@@ -101,6 +98,16 @@ pub fn refresh(issuer: &str, http: &HttpSettings) -> Result<KeySet, String> {
     }
 }
 
+/// The issuer's discovery document (its `issuer` must equal ours byte for byte).
+pub fn discover(issuer: &str, http: &HttpSettings) -> Result<ProviderMetadata, String> {
+    let url = discovery_url(issuer);
+    let doc = fetch::get(&url, http).map_err(|e| format!("fetching the discovery document {url}: {e}"))?;
+    if doc.status != 200 {
+        return Err(format!("the discovery document {url} answered HTTP {}", doc.status));
+    }
+    ProviderMetadata::parse(&doc.body, issuer).map_err(|e| format!("discovery document {url}: {e}"))
+}
+
 /// Discovery (unless the JWKS URI is known) and the JWKS itself.
 fn fetch_jwks(
     issuer: &str,
@@ -110,12 +117,11 @@ fn fetch_jwks(
     let uri = match known_uri {
         Some(uri) => uri,
         None => {
-            let url = discovery_url(issuer);
-            let doc = fetch::get(&url, http).map_err(|e| format!("fetching the discovery document {url}: {e}"))?;
-            if doc.status != 200 {
-                return Err(format!("the discovery document {url} answered HTTP {}", doc.status));
+            let meta = discover(issuer, http)?;
+            if let Some(endpoint) = &meta.introspection_endpoint {
+                store::update(issuer, |e| e.new_introspection_uri = Some(endpoint.clone()));
             }
-            ProviderMetadata::parse(&doc.body, issuer).map_err(|e| format!("discovery document {url}: {e}"))?.jwks_uri
+            meta.jwks_uri
         }
     };
     let limited = HttpSettings { max_body: MAX_JWKS as u64, ..http.clone() };

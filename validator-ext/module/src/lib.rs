@@ -16,6 +16,7 @@ mod decide;
 mod fetch;
 mod guc;
 mod hba;
+mod introspect;
 mod keys;
 mod shmem;
 mod stats;

@@ -23,6 +23,8 @@ pub struct IssuerSlot {
     pub issuer: [u8; MAX_URL],
     pub jwks_uri_len: u16,
     pub jwks_uri: [u8; MAX_URL],
+    pub introspection_uri_len: u16,
+    pub introspection_uri: [u8; MAX_URL],
     pub state: KeyCacheState,
     pub jwks_len: u32,
     pub jwks: [u8; MAX_JWKS],
@@ -36,6 +38,15 @@ impl IssuerSlot {
     pub fn jwks_uri(&self) -> Option<String> {
         let uri = &self.jwks_uri[..usize::from(self.jwks_uri_len).min(MAX_URL)];
         (!uri.is_empty()).then(|| String::from_utf8_lossy(uri).into_owned())
+    }
+
+    pub fn introspection_uri(&self) -> Option<String> {
+        let uri = &self.introspection_uri[..usize::from(self.introspection_uri_len).min(MAX_URL)];
+        (!uri.is_empty()).then(|| String::from_utf8_lossy(uri).into_owned())
+    }
+
+    pub fn set_introspection_uri(&mut self, uri: &str) {
+        copy_into(&mut self.introspection_uri, &mut self.introspection_uri_len, uri.as_bytes());
     }
 
     pub fn jwks(&self) -> &[u8] {
@@ -71,6 +82,8 @@ impl IssuerSlot {
             issuer: [0; MAX_URL],
             jwks_uri_len: 0,
             jwks_uri: [0; MAX_URL],
+            introspection_uri_len: 0,
+            introspection_uri: [0; MAX_URL],
             state: KeyCacheState::new(),
             jwks_len: 0,
             jwks: [0; MAX_JWKS],
@@ -181,6 +194,12 @@ pub fn init_if_preloading() -> bool {
 pub fn count(outcome: Outcome) {
     if preloaded() {
         COUNTERS.share().by_outcome[outcome.index()].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub fn count_introspection() {
+    if preloaded() {
+        COUNTERS.share().introspections.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -20,6 +20,7 @@ fn pgrator_validator_counters() -> TableIterator<'static, (name!(name, String), 
         }
         rows.push(("key_fetches".into(), c.key_fetches.load(Ordering::Relaxed) as i64));
         rows.push(("key_fetch_failures".into(), c.key_fetch_failures.load(Ordering::Relaxed) as i64));
+        rows.push(("introspections".into(), c.introspections.load(Ordering::Relaxed) as i64));
     }
     TableIterator::new(rows)
 }

@@ -13,6 +13,7 @@ use crate::shmem::{self, KEY_CACHE, MAX_JWKS};
 pub struct Snapshot {
     pub state: KeyCacheState,
     pub jwks_uri: Option<String>,
+    pub introspection_uri: Option<String>,
     pub jwks: Vec<u8>,
 }
 
@@ -34,6 +35,7 @@ pub fn read(issuer: &str) -> Option<Snapshot> {
         return Some(Snapshot {
             state: slot.state,
             jwks_uri: slot.jwks_uri(),
+            introspection_uri: slot.introspection_uri(),
             jwks: slot.jwks().to_vec(),
         });
     }
@@ -58,6 +60,7 @@ pub fn issuers() -> Vec<String> {
 pub struct Entry {
     pub state: KeyCacheState,
     pub new_jwks_uri: Option<String>,
+    pub new_introspection_uri: Option<String>,
     /// At most `MAX_JWKS` bytes (the fetch enforces it).
     pub new_jwks: Option<Vec<u8>>,
 }
@@ -69,11 +72,14 @@ pub fn update<R>(issuer: &str, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
         let mut cache = KEY_CACHE.exclusive();
         let i = cache.find_or_assign(issuer)?;
         let slot = &mut cache.slots[i];
-        let mut entry = Entry { state: slot.state, new_jwks_uri: None, new_jwks: None };
+        let mut entry = Entry { state: slot.state, new_jwks_uri: None, new_introspection_uri: None, new_jwks: None };
         let out = f(&mut entry);
         slot.state = entry.state;
         if let Some(uri) = &entry.new_jwks_uri {
             slot.set_jwks_uri(uri);
+        }
+        if let Some(uri) = &entry.new_introspection_uri {
+            slot.set_introspection_uri(uri);
         }
         if let Some(body) = &entry.new_jwks
             && body.len() <= MAX_JWKS
@@ -88,11 +94,14 @@ pub fn update<R>(issuer: &str, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
             *l = Some(Local { issuer: issuer.to_string(), entry: Snapshot::default() });
         }
         let local = l.as_mut()?;
-        let mut entry = Entry { state: local.entry.state, new_jwks_uri: None, new_jwks: None };
+        let mut entry = Entry { state: local.entry.state, new_jwks_uri: None, new_introspection_uri: None, new_jwks: None };
         let out = f(&mut entry);
         local.entry.state = entry.state;
         if entry.new_jwks_uri.is_some() {
             local.entry.jwks_uri = entry.new_jwks_uri;
+        }
+        if entry.new_introspection_uri.is_some() {
+            local.entry.introspection_uri = entry.new_introspection_uri;
         }
         if let Some(body) = entry.new_jwks {
             local.entry.jwks = body;

@@ -42,7 +42,13 @@ pub extern "C-unwind" fn pgrator_validator_refresher_main(_arg: pg_sys::Datum) {
 }
 
 fn refresh_due() {
-    let policy = keys::cache_policy();
+    let policy = match guc::config() {
+        Ok(config) => config.key_cache,
+        Err(problem) => {
+            pgrx::log!("{NAME}: not refreshing, bad settings: {problem}");
+            return;
+        }
+    };
     let http = guc::http();
     for issuer in store::issuers() {
         let now = keys::now();
@@ -50,7 +56,7 @@ fn refresh_due() {
         if !due || store::update(&issuer, |e| e.state.claim_fetch(now, &policy)) != Some(true) {
             continue;
         }
-        match keys::refresh(&issuer, &http) {
+        match keys::refresh(&issuer, &http, &policy) {
             Ok(keys) => pgrx::debug1!("{NAME}: refreshed {} key(s) of {issuer}", keys.len()),
             Err(reason) => pgrx::log!("{NAME}: refreshing the keys of {issuer} failed: {reason}"),
         }
