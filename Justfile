@@ -38,8 +38,9 @@ lint: (world "tools" "postgres")
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Every test: lints, unit and property tests, and the end-to-end tests against the real parts.
+# (The validator module is a PostgreSQL plugin: it is tested loaded into PostgreSQL, by the e2e tests.)
 test: world build-validator lint
-    cargo test --workspace --no-fail-fast
+    cargo test --workspace --exclude pgrator-validator --no-fail-fast
 
 # Start a Kubernetes 1.35 control plane with the CNPG, Barman, Prometheus and Config Connector CRDs, for kubectl.
 kube-up: (world "kube" "crds")
@@ -65,7 +66,8 @@ image-validator distro="bookworm": build-validator
     version="$(cargo pkgid -p pgrator-validator | sed 's/.*[#@]//')"
     cargo run --release -q -p pgrator-extension-oci -- build --library "$PGRATOR_VALIDATOR_LIB" \
         --name pgrator-validator --version "$version" --distro {{distro}} --spdx MIT \
-        --out "$CARGO_TARGET_DIR/pgrator/oci/pgrator-validator-{{distro}}"
+        --share validator-ext/module/pgrator_validator.control $(printf -- '--share %s ' validator-ext/module/sql/*.sql) \
+        $([ -f LICENSE ] && echo --license LICENSE) --out "$CARGO_TARGET_DIR/pgrator/oci/pgrator-validator-{{distro}}"
     echo "layout: $CARGO_TARGET_DIR/pgrator/oci/pgrator-validator-{{distro}}"
 
 # The operator's image as an OCI layout, from a built program.
@@ -75,7 +77,7 @@ image-operator binary:
     export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}"
     version="$(cargo pkgid -p pgrator-image | sed 's/.*[#@]//')"
     cargo run --release -q -p pgrator-image -- --binary {{binary}} --name pgrator --version "$version" \
-        --spdx MIT --out "$CARGO_TARGET_DIR/pgrator/oci/pgrator"
+        --spdx MIT $([ -f LICENSE ] && echo --license LICENSE) --out "$CARGO_TARGET_DIR/pgrator/oci/pgrator"
     echo "layout: $CARGO_TARGET_DIR/pgrator/oci/pgrator"
 
 # Push an OCI layout; prints registry/repo:tag@sha256:… (login and TLS flags: extension-oci/README.md).

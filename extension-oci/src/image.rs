@@ -153,3 +153,81 @@ pub fn build_index(mut images: Vec<Image>, annotations: Annotations) -> Result<I
     let index = Blob::new(MEDIA_TYPE_INDEX, to_canonical_json("image index", &index)?);
     Ok(ImageSet { index, images })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::{FileMode, LayerBuilder};
+    use crate::spec::{ImageConfig, from_json};
+
+    fn image(arch: Arch, content: &[u8]) -> Image {
+        let mut layer = LayerBuilder::new();
+        layer
+            .file("lib/x.so", FileMode::Executable, content.to_vec())
+            .expect("file");
+        build_image(ImageInput {
+            arch,
+            layers: vec![layer.build(0).expect("layer")],
+            container: ContainerConfig {
+                user: Some("65532:65532".into()),
+                ..ContainerConfig::default()
+            },
+            created: "1970-01-01T00:00:00Z".into(),
+            annotations: Annotations::new(),
+            created_by: "test".into(),
+        })
+        .expect("image")
+    }
+
+    #[test]
+    fn config_names_the_platform_user_and_diff_ids() {
+        let img = image(Arch::Arm64, b"elf");
+        let config: ImageConfig = from_json("config", &img.config.bytes).expect("config");
+        assert_eq!(
+            (config.architecture.as_str(), config.variant.as_deref()),
+            ("arm64", Some("v8"))
+        );
+        assert_eq!(config.config.user.as_deref(), Some("65532:65532"));
+        assert_eq!(config.rootfs.diff_ids, [img.layers[0].diff_id.to_string()]);
+        Digest::parse(&img.manifest.descriptor.digest)
+            .expect("digest")
+            .verify("manifest", &img.manifest.bytes)
+            .expect("the descriptor names the manifest's bytes");
+    }
+
+    #[test]
+    fn index_lists_amd64_and_arm64_in_a_fixed_order() {
+        let a = build_index(
+            vec![image(Arch::Arm64, b"arm"), image(Arch::Amd64, b"x86")],
+            Annotations::new(),
+        )
+        .expect("index");
+        let b = build_index(
+            vec![image(Arch::Amd64, b"x86"), image(Arch::Arm64, b"arm")],
+            Annotations::new(),
+        )
+        .expect("index");
+        assert_eq!(a.digest(), b.digest(), "input order does not matter");
+        let index: ImageIndex = from_json("index", &a.index.bytes).expect("index json");
+        let platforms: Vec<String> = index
+            .manifests
+            .iter()
+            .map(|m| m.platform.as_ref().expect("platform").to_string())
+            .collect();
+        assert_eq!(platforms, ["linux/amd64", "linux/arm64/v8"]);
+    }
+
+    #[test]
+    fn two_images_for_one_platform_are_refused() {
+        let err = build_index(
+            vec![image(Arch::Amd64, b"1"), image(Arch::Amd64, b"2")],
+            Annotations::new(),
+        )
+        .expect_err("duplicate");
+        assert!(
+            err.to_string().contains("two images for linux/amd64"),
+            "{err}"
+        );
+        assert!(build_index(vec![], Annotations::new()).is_err());
+    }
+}

@@ -92,11 +92,17 @@ pub(crate) fn check_output(out: &Path, marker: &str) -> Result<bool> {
     }
 }
 
-/// A hidden directory next to `out` (same file system, so the final rename is atomic); removed on drop.
+/// A hidden directory next to `out`, or in its nearest existing ancestor when the parent does not exist yet (same
+/// file system, so the final rename is atomic, and nothing is created outside it before the commit); removed on
+/// drop.
 pub(crate) fn staging_dir(out: &Path) -> Result<tempfile::TempDir> {
-    let parent = parent_of(out);
-    std::fs::create_dir_all(&parent)
-        .map_err(|e| OciError::io(format!("creating {}", parent.display()), e))?;
+    let mut parent = parent_of(out);
+    while !parent.is_dir() {
+        parent = match parent.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+    }
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -115,6 +121,8 @@ pub(crate) fn staging_dir(out: &Path) -> Result<tempfile::TempDir> {
 /// Moves a finished staging directory to `out`, replacing what is there when `replace` is set.
 pub(crate) fn commit_dir(staging: tempfile::TempDir, out: &Path, replace: bool) -> Result<()> {
     let parent = parent_of(out);
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| OciError::io(format!("creating {}", parent.display()), e))?;
     let old = if replace {
         // Move the previous content aside first: rename(2) cannot replace a non-empty directory.
         let aside = tempfile::Builder::new()

@@ -275,6 +275,21 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_pull_creates_no_parent_directories() {
+        let mut b = LayerBuilder::new();
+        b.file("a", FileMode::Regular, b"1".to_vec()).expect("file");
+        let mut layer = pulled(&b);
+        layer.diff_id = Digest::of(b"other");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let out = tmp.path().join("extensions/name");
+        assert!(unpack_image(&[layer], &out).is_err());
+        assert_eq!(std::fs::read_dir(tmp.path()).expect("ls").count(), 0);
+        // And a successful one creates them.
+        unpack_image(&[pulled(&b)], &out).expect("unpack");
+        assert_eq!(std::fs::read(out.join("a")).expect("read"), b"1");
+    }
+
+    #[test]
     fn non_empty_target_is_refused() {
         let tmp = tempfile::tempdir().expect("tmp");
         std::fs::write(tmp.path().join("keep"), b"x").expect("write");

@@ -21,7 +21,10 @@ fn main() {
         .arg("--includedir-server")
         .output()
         .unwrap_or_else(|e| panic!("running {pg_config} --includedir-server: {e}"));
-    assert!(out.status.success(), "{pg_config} --includedir-server failed");
+    assert!(
+        out.status.success(),
+        "{pg_config} --includedir-server failed"
+    );
     let include = String::from_utf8_lossy(&out.stdout).trim().to_string();
 
     cc::Build::new()
@@ -29,10 +32,22 @@ fn main() {
         .include(&include)
         .define("PGRATOR_SIZEOF_STATE", SIZEOF_STATE.to_string().as_str())
         .define("PGRATOR_SIZEOF_RESULT", SIZEOF_RESULT.to_string().as_str())
-        .define("PGRATOR_SIZEOF_CALLBACKS", SIZEOF_CALLBACKS.to_string().as_str())
-        .define("PGRATOR_OFFSETOF_AUTHN_ID", OFFSETOF_AUTHN_ID.to_string().as_str())
-        .define("PGRATOR_OFFSETOF_VALIDATE_CB", OFFSETOF_VALIDATE_CB.to_string().as_str())
-        .define("PGRATOR_OAUTH_VALIDATOR_MAGIC", format!("{OAUTH_VALIDATOR_MAGIC:#x}").as_str())
+        .define(
+            "PGRATOR_SIZEOF_CALLBACKS",
+            SIZEOF_CALLBACKS.to_string().as_str(),
+        )
+        .define(
+            "PGRATOR_OFFSETOF_AUTHN_ID",
+            OFFSETOF_AUTHN_ID.to_string().as_str(),
+        )
+        .define(
+            "PGRATOR_OFFSETOF_VALIDATE_CB",
+            OFFSETOF_VALIDATE_CB.to_string().as_str(),
+        )
+        .define(
+            "PGRATOR_OAUTH_VALIDATOR_MAGIC",
+            format!("{OAUTH_VALIDATOR_MAGIC:#x}").as_str(),
+        )
         .flag_if_supported("-Wno-unused-parameter")
         .warnings(true)
         .compile("pgrator_shim");

@@ -47,7 +47,10 @@ pub fn stage_validator(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let ext_dir = share_dir.join("extension");
     std::fs::create_dir_all(&lib_dir)?;
     std::fs::create_dir_all(&ext_dir)?;
-    let mut files = vec![(validator_lib()?, lib_dir.join(format!("{VALIDATOR_NAME}.so")))];
+    let mut files = vec![(
+        validator_lib()?,
+        lib_dir.join(format!("{VALIDATOR_NAME}.so")),
+    )];
     for f in validator_extension_files()? {
         let name = f.file_name().context("extension file name")?.to_owned();
         files.push((f, ext_dir.join(name)));
@@ -56,7 +59,12 @@ pub fn stage_validator(dir: &Path) -> Result<(PathBuf, PathBuf)> {
         std::fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644))?;
     }
-    for d in [dir, lib_dir.as_path(), share_dir.as_path(), ext_dir.as_path()] {
+    for d in [
+        dir,
+        lib_dir.as_path(),
+        share_dir.as_path(),
+        ext_dir.as_path(),
+    ] {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
     }
     Ok((lib_dir, share_dir))

@@ -133,32 +133,53 @@ mod signature {
 fn preloaded_validator_shares_keys_and_counts_outcomes() {
     let config = PgConfig::default().setting("shared_preload_libraries", "'pgrator_validator'");
     let db = OAuthDb::start(&[(ALICE_SUB, "alice")], config).expect("start the IdP and PostgreSQL");
-    db.pg.sql("postgres", "CREATE ROLE alice LOGIN").expect("create role alice");
-    let first = db.psql_login("alice", ALICE, "SELECT current_user").expect("run psql");
+    db.pg
+        .sql("postgres", "CREATE ROLE alice LOGIN")
+        .expect("create role alice");
+    let first = db
+        .psql_login("alice", ALICE, "SELECT current_user")
+        .expect("run psql");
     assert!(first.success, "first login failed:\n{}", first.stderr);
 
     db.idp.reset_stats().expect("reset IdP stats");
     for _ in 0..3 {
-        let out = db.psql_login("alice", ALICE, "SELECT current_user").expect("run psql");
+        let out = db
+            .psql_login("alice", ALICE, "SELECT current_user")
+            .expect("run psql");
         assert!(out.success, "login failed:\n{}", out.stderr);
     }
     let stats = db.idp.stats().expect("IdP stats");
     // (psql itself reads the discovery document on every login; the validator needs only the keys.)
-    assert_eq!(stats.count("/oauth/v2/keys"), 0, "logins fetched keys: {stats:?}");
+    assert_eq!(
+        stats.count("/oauth/v2/keys"),
+        0,
+        "logins fetched keys: {stats:?}"
+    );
 
-    db.pg.sql("postgres", "CREATE EXTENSION pgrator_validator").expect("create the extension");
+    db.pg
+        .sql("postgres", "CREATE EXTENSION pgrator_validator")
+        .expect("create the extension");
     let accepted = db
         .pg
-        .sql("postgres", "SELECT count FROM pgrator_validator.counters() WHERE name = 'accepted'")
+        .sql(
+            "postgres",
+            "SELECT count FROM pgrator_validator.counters() WHERE name = 'accepted'",
+        )
         .expect("read counters");
     assert_eq!(accepted, "4");
     let cache = db
         .pg
-        .sql("postgres", "SELECT issuer, shared, keys > 0, failures FROM pgrator_validator.key_cache()")
+        .sql(
+            "postgres",
+            "SELECT issuer, shared, keys > 0, failures FROM pgrator_validator.key_cache()",
+        )
         .expect("read key cache");
     assert_eq!(cache, format!("{}|t|t|0", db.idp.issuer()));
     let log = db.pg.log();
-    assert!(log.contains("pgrator_validator key refresher started"), "{log}");
+    assert!(
+        log.contains("pgrator_validator key refresher started"),
+        "{log}"
+    );
 }
 
 /// Zitadel's default opaque access tokens: the validator introspects them with its own client credentials.
@@ -171,24 +192,120 @@ fn opaque_token_login_is_accepted_through_introspection() {
     std::fs::write(&secret_file, VALIDATOR_SECRET).expect("write the secret");
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(secret_dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::fs::set_permissions(secret_dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
     }
     let config = PgConfig::default()
-        .setting("pgrator_validator.introspection_client_id", conf_quote(VALIDATOR))
-        .setting("pgrator_validator.introspection_secret_file", conf_quote(&secret_file.to_string_lossy()));
+        .setting(
+            "pgrator_validator.introspection_client_id",
+            conf_quote(VALIDATOR),
+        )
+        .setting(
+            "pgrator_validator.introspection_secret_file",
+            conf_quote(&secret_file.to_string_lossy()),
+        );
     let db = OAuthDb::start(&[(ALICE_SUB, "alice")], config).expect("start the IdP and PostgreSQL");
-    db.pg.sql("postgres", "CREATE ROLE alice LOGIN").expect("create role alice");
+    db.pg
+        .sql("postgres", "CREATE ROLE alice LOGIN")
+        .expect("create role alice");
     let before = db.idp.stats().expect("stats").count("/oauth/v2/introspect");
-    let out = db.psql_login_with(PSQL_OPAQUE, "alice", ALICE, "SELECT current_user").expect("run psql");
-    assert!(out.success, "opaque-token login failed:\n{}\n{}", out.stderr, db.pg.log());
+    let out = db
+        .psql_login_with(PSQL_OPAQUE, "alice", ALICE, "SELECT current_user")
+        .expect("run psql");
+    assert!(
+        out.success,
+        "opaque-token login failed:\n{}\n{}",
+        out.stderr,
+        db.pg.log()
+    );
     assert_eq!(out.stdout.trim(), "alice");
-    assert_eq!(db.idp.stats().expect("stats").count("/oauth/v2/introspect"), before + 1);
+    assert_eq!(
+        db.idp.stats().expect("stats").count("/oauth/v2/introspect"),
+        before + 1
+    );
     // A wrong client secret: the IdP refuses the introspection, so is the login.
     std::fs::write(&secret_file, "not-the-secret").expect("write a wrong secret");
     let log_before = db.pg.log_len();
-    let out = db.psql_login_with(PSQL_OPAQUE, "alice", ALICE, "SELECT 1").expect("run psql");
-    assert!(!out.success, "login with a wrong introspection secret succeeded");
+    let out = db
+        .psql_login_with(PSQL_OPAQUE, "alice", ALICE, "SELECT 1")
+        .expect("run psql");
+    assert!(
+        !out.success,
+        "login with a wrong introspection secret succeeded"
+    );
     let log = db.pg.log_since(log_before);
-    assert!(log.contains("introspection at"), "the log does not explain the refusal:\n{log}");
+    assert!(
+        log.contains("introspection at"),
+        "the log does not explain the refusal:\n{log}"
+    );
+}
+
+/// Preloaded, a positive introspection answer is shared: the same opaque token logs in again without asking the
+/// IdP (the cache itself, including expiry and eviction, is unit-tested in pgrator-token).
+#[test]
+fn preloaded_validator_caches_introspection_answers() {
+    use pgrator_e2e::oauth_db::hba_scope;
+    use pgrator_world::idp::defaults::{PROJECT_ID, PSQL_OPAQUE, VALIDATOR, VALIDATOR_SECRET};
+    use pgrator_world::libpq::TokenClient;
+    use pgrator_world::postgres::conf_quote;
+    use serde_json::json;
+
+    let secret_dir = tempfile::tempdir().expect("temp dir");
+    let secret_file = secret_dir.path().join("secret");
+    std::fs::write(&secret_file, VALIDATOR_SECRET).expect("write the secret");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(secret_dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+    }
+    let config = PgConfig::default()
+        .setting("shared_preload_libraries", "'pgrator_validator'")
+        .setting(
+            "pgrator_validator.introspection_client_id",
+            conf_quote(VALIDATOR),
+        )
+        .setting(
+            "pgrator_validator.introspection_secret_file",
+            conf_quote(&secret_file.to_string_lossy()),
+        );
+    let db = OAuthDb::start(&[(ALICE_SUB, "alice")], config).expect("start the IdP and PostgreSQL");
+    db.pg
+        .sql("postgres", "CREATE ROLE alice LOGIN")
+        .expect("create role alice");
+
+    let token = db
+        .idp
+        .mint(
+            &json!({"user": ALICE, "client_id": PSQL_OPAQUE, "aud": [PSQL_OPAQUE, PROJECT_ID],
+                      "scope": hba_scope(), "opaque": true}),
+        )
+        .expect("mint an opaque token")
+        .access_token;
+    let client = TokenClient::load().expect("load libpq");
+    let conninfo = db.connect_as("alice", PSQL_OPAQUE).conninfo();
+    let introspections = || db.idp.stats().expect("stats").count("/oauth/v2/introspect");
+    let before = introspections();
+    for _ in 0..3 {
+        let conn = client
+            .connect(&conninfo, token.as_bytes())
+            .expect("login with the opaque token");
+        assert_eq!(
+            conn.query_one("SELECT current_user").as_deref(),
+            Ok("alice")
+        );
+    }
+    assert_eq!(
+        introspections(),
+        before + 1,
+        "the answer was not shared across backends"
+    );
+    let log = db.pg.log();
+    assert!(
+        !log.contains(&token),
+        "the opaque token reached the server log"
+    );
 }

@@ -304,3 +304,38 @@ fn pulling_needs_a_digest_and_an_empty_target() {
         "user data"
     );
 }
+
+#[test]
+fn token_auth_gets_a_bearer_token_with_the_credentials() {
+    use oci_support::token_issuer::TokenIssuer;
+    let issuer = TokenIssuer::start("ci", "token-secret");
+    let registry = Registry::start(RegistryOptions::plain().token_auth(issuer.registry_auth()))
+        .expect("start");
+    let work = tempfile::tempdir().expect("temp dir");
+    let (layout, set) = small_artifact(work.path());
+    let options = with_credentials(client_options(&registry), "ci", "token-secret");
+
+    let pushed = block_on(push_layout(
+        &layout,
+        &format!("{}/pgrator/tokened:v1", registry.address()),
+        &options,
+    ))
+    .expect("push with a bearer token");
+    assert_eq!(pushed.digest, set.digest());
+    let out = work.path().join("rootfs");
+    block_on(pull_image(&pushed.reference, &out, &options, host_arch()))
+        .expect("pull with a bearer token");
+    assert_eq!(
+        std::fs::read_to_string(out.join("artifact/hello.txt")).expect("read"),
+        TEXT
+    );
+    assert!(issuer.issued() >= 2, "tokens issued: {}", issuer.issued());
+
+    // The issuer refuses wrong credentials, so no token, so no access.
+    let bad = with_credentials(client_options(&registry), "ci", "wrong");
+    let denied = work.path().join("denied");
+    let err = block_on(pull_image(&pushed.reference, &denied, &bad, host_arch()))
+        .expect_err("wrong password");
+    assert!(matches!(err, OciError::Unauthorized { .. }), "{err}");
+    assert!(!denied.exists());
+}

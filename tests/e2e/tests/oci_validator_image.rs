@@ -8,7 +8,9 @@ mod oci_support;
 use std::time::Duration;
 
 use oci_support::{block_on, client_options, host_arch, open_to_server};
-use pgrator_e2e::oauth_db::{IDENT_MAP, VALIDATOR_NAME, hba_scope, validator_lib};
+use pgrator_e2e::oauth_db::{
+    IDENT_MAP, VALIDATOR_NAME, hba_scope, validator_extension_files, validator_lib,
+};
 use pgrator_extension_oci::Distro;
 use pgrator_extension_oci::extension::{ExtensionSpec, build_extension_layout};
 use pgrator_extension_oci::registry::{Credentials, pull_image, push_layout};
@@ -31,7 +33,8 @@ fn psql_logs_in_through_the_validator_from_the_pulled_extension_image() {
         distro: Distro::Bookworm,
         libraries: vec![(host_arch(), validator_lib().expect("the validator module"))],
         library_file_name: Some(format!("{VALIDATOR_NAME}.so")),
-        share_files: vec![],
+        // The validator's SQL views (CREATE EXTENSION pgrator_validator) travel in /share/extension.
+        share_files: validator_extension_files().expect("the validator's extension files"),
         license_files: vec![],
         spdx_license: Some("MIT".into()),
         library_search_path: vec![],
@@ -111,7 +114,8 @@ fn psql_logs_in_through_the_validator_from_the_pulled_extension_image() {
     .expect("start PostgreSQL 18");
     pg.sql(
         "postgres",
-        "CREATE ROLE alice LOGIN; GRANT pg_read_server_files TO alice",
+        "CREATE ROLE alice LOGIN; GRANT pg_read_server_files TO alice; \
+         GRANT EXECUTE ON FUNCTION pg_read_file(text) TO alice",
     )
     .expect("create role alice");
 
@@ -156,5 +160,17 @@ fn psql_logs_in_through_the_validator_from_the_pulled_extension_image() {
             "connection authenticated: identity=\"{ALICE_SUB}\" method=oauth"
         )),
         "server log:\n{log}"
+    );
+    // The control and SQL files from the image's /share/extension are found through extension_control_path.
+    pg.sql("postgres", "CREATE EXTENSION pgrator_validator")
+        .expect("CREATE EXTENSION from the image's share/extension");
+    assert_eq!(
+        pg.sql(
+            "postgres",
+            "SELECT count(*) > 0 FROM pgrator_validator.counters()"
+        )
+        .expect("query the extension"),
+        "f",
+        "not preloaded here: the counters are empty, but the functions load from the image"
     );
 }

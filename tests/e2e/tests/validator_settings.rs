@@ -9,7 +9,9 @@ use pgrator_world::postgres::PgConfig;
 fn a_bad_setting_is_refused_with_a_message_that_names_it() {
     let config = PgConfig::default().setting("shared_preload_libraries", "'pgrator_validator'");
     let db = OAuthDb::start(&[(ALICE_SUB, "alice")], config).expect("start the IdP and PostgreSQL");
-    db.pg.sql("postgres", "CREATE ROLE alice LOGIN").expect("create role alice");
+    db.pg
+        .sql("postgres", "CREATE ROLE alice LOGIN")
+        .expect("create role alice");
 
     for (setting, value, problem) in [
         ("algorithms", "HS256", "HS256"),
@@ -19,22 +21,45 @@ fn a_bad_setting_is_refused_with_a_message_that_names_it() {
     ] {
         let err = db
             .pg
-            .sql("postgres", &format!("ALTER SYSTEM SET pgrator_validator.{setting} = '{value}'"))
+            .sql(
+                "postgres",
+                &format!("ALTER SYSTEM SET pgrator_validator.{setting} = '{value}'"),
+            )
             .expect_err("a bad value must be refused");
         let text = err.to_string();
         assert!(
-            text.contains(&format!("invalid value for parameter \"pgrator_validator.{setting}\"")),
+            text.contains(&format!(
+                "invalid value for parameter \"pgrator_validator.{setting}\""
+            )),
             "{setting}: {text}"
         );
-        assert!(text.contains(problem), "{setting}: the message does not say what is wrong: {text}");
+        assert!(
+            text.contains(problem),
+            "{setting}: the message does not say what is wrong: {text}"
+        );
     }
 
     // A good value is taken, and logins still work after the reload.
     db.pg
-        .sql("postgres", "ALTER SYSTEM SET pgrator_validator.clock_skew = '10s'")
+        .sql(
+            "postgres",
+            "ALTER SYSTEM SET pgrator_validator.clock_skew = '10s'",
+        )
         .expect("a good value");
-    db.pg.sql("postgres", "SELECT pg_reload_conf()").expect("reload");
-    let out = db.psql_login("alice", ALICE, "SELECT current_setting('pgrator_validator.clock_skew')").expect("psql");
-    assert!(out.success, "login after the reload failed:\n{}", out.stderr);
+    db.pg
+        .sql("postgres", "SELECT pg_reload_conf()")
+        .expect("reload");
+    let out = db
+        .psql_login(
+            "alice",
+            ALICE,
+            "SELECT current_setting('pgrator_validator.clock_skew')",
+        )
+        .expect("psql");
+    assert!(
+        out.success,
+        "login after the reload failed:\n{}",
+        out.stderr
+    );
     assert_eq!(out.stdout.trim(), "10s");
 }

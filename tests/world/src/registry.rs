@@ -19,6 +19,18 @@ pub struct RegistryOptions {
     pub tls: bool,
     /// Require basic auth with this user name and password (htpasswd, bcrypt).
     pub basic_auth: Option<(String, String)>,
+    /// Require bearer tokens from a token issuer (the distribution token-auth protocol).
+    pub token_auth: Option<TokenAuth>,
+}
+
+/// Where the registry sends clients for a token, and which tokens it accepts: signed by a key whose certificate
+/// chains to `root_cert_bundle`, issued by `issuer` for audience `service`.
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    pub root_cert_bundle: PathBuf,
 }
 
 impl RegistryOptions {
@@ -33,6 +45,11 @@ impl RegistryOptions {
 
     pub fn basic_auth(mut self, user: &str, password: &str) -> Self {
         self.basic_auth = Some((user.to_string(), password.to_string()));
+        self
+    }
+
+    pub fn token_auth(mut self, token: TokenAuth) -> Self {
+        self.token_auth = Some(token);
         self
     }
 }
@@ -76,8 +93,14 @@ impl Registry {
             }
             None => String::new(),
         };
-        let auth = match &options.basic_auth {
-            Some((user, password)) => {
+        let auth = match (&options.basic_auth, &options.token_auth) {
+            (Some(_), Some(_)) => {
+                return Err(WorldError::Service {
+                    service: "registry".into(),
+                    message: "basic auth and token auth are exclusive".into(),
+                });
+            }
+            (Some((user, password)), None) => {
                 let htpasswd = dir.path().join("htpasswd");
                 let hash = bcrypt::hash(password, 4).map_err(|e| WorldError::Service {
                     service: "registry".into(),
@@ -89,7 +112,14 @@ impl Registry {
                     yaml_string(&htpasswd)
                 )
             }
-            None => String::new(),
+            (None, Some(token)) => format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                yaml_quote(&token.realm),
+                yaml_quote(&token.service),
+                yaml_quote(&token.issuer),
+                yaml_string(&token.root_cert_bundle)
+            ),
+            (None, None) => String::new(),
         };
         let config = format!(
             "version: 0.1\n\
@@ -191,13 +221,11 @@ fn probe(port: u16, tls: bool) -> bool {
 }
 
 fn yaml_string(path: &Path) -> String {
-    format!(
-        "\"{}\"",
-        path.display()
-            .to_string()
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-    )
+    yaml_quote(&path.display().to_string())
+}
+
+fn yaml_quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {

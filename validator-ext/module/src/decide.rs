@@ -14,7 +14,10 @@ pub enum Decision {
 
 impl Decision {
     pub fn refuse(outcome: Outcome, reason: impl Into<String>) -> Decision {
-        Decision::Refuse { outcome, reason: reason.into() }
+        Decision::Refuse {
+            outcome,
+            reason: reason.into(),
+        }
     }
 
     pub fn outcome(&self) -> Outcome {
@@ -31,15 +34,19 @@ pub fn decide(token: &[u8], line: &OAuthHba) -> Decision {
     };
     let config = match guc::config() {
         Ok(config) => config,
-        Err(problem) => return Decision::refuse(Outcome::ConfigError, format!("bad settings: {problem}")),
+        Err(problem) => {
+            return Decision::refuse(Outcome::ConfigError, format!("bad settings: {problem}"));
+        }
     };
     let policy = &config.policy;
     let requirements = Requirements::from_hba(&line.issuer, &line.scope);
     let http = guc::http();
 
     if classify(token) == TokenKind::Opaque {
-        return match introspect::validate(token, &line.issuer, policy, &requirements, &http) {
-            Ok(accepted) => Decision::Accept { authn_id: accepted.authn_id },
+        return match introspect::validate(token, &line.issuer, &config, &requirements, &http) {
+            Ok(accepted) => Decision::Accept {
+                authn_id: accepted.authn_id,
+            },
             Err(refused) => Decision::refuse(refused.outcome, refused.reason),
         };
     }
@@ -49,17 +56,24 @@ pub fn decide(token: &[u8], line: &OAuthHba) -> Decision {
     };
     let now = keys::now();
     let verdict = match validate_jwt(token, &keys, policy, &requirements, now) {
-        Err(refusal) if refusal.may_need_key_refresh() => match keys::after_unknown_kid(&line.issuer, &http, &config.key_cache) {
-            Some(Ok(fresh)) => validate_jwt(token, &fresh, policy, &requirements, now),
-            Some(Err(reason)) => {
-                return Decision::refuse(Outcome::IdpError, format!("{refusal}; refreshing the keys failed: {reason}"));
+        Err(refusal) if refusal.may_need_key_refresh() => {
+            match keys::after_unknown_kid(&line.issuer, &http, &config.key_cache) {
+                Some(Ok(fresh)) => validate_jwt(token, &fresh, policy, &requirements, now),
+                Some(Err(reason)) => {
+                    return Decision::refuse(
+                        Outcome::IdpError,
+                        format!("{refusal}; refreshing the keys failed: {reason}"),
+                    );
+                }
+                None => Err(refusal),
             }
-            None => Err(refusal),
-        },
+        }
         other => other,
     };
     match verdict {
-        Ok(accepted) => Decision::Accept { authn_id: accepted.authn_id },
+        Ok(accepted) => Decision::Accept {
+            authn_id: accepted.authn_id,
+        },
         Err(refusal) => Decision::refuse(refusal.outcome(), refusal.to_string()),
     }
 }

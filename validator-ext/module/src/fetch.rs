@@ -24,7 +24,10 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// A response header by (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -54,7 +57,12 @@ pub enum FetchError {
 
 /// GET `url`, bounded by `settings.timeout`, interruptible.
 pub fn get(url: &str, settings: &HttpSettings) -> Result<HttpResponse, FetchError> {
-    request(Request::Get { url: url.to_string() }, settings)
+    request(
+        Request::Get {
+            url: url.to_string(),
+        },
+        settings,
+    )
 }
 
 /// POST a form (introspection); `headers` carry the client authentication.
@@ -64,12 +72,25 @@ pub fn post_form(
     body: String,
     settings: &HttpSettings,
 ) -> Result<HttpResponse, FetchError> {
-    request(Request::PostForm { url: url.to_string(), headers, body }, settings)
+    request(
+        Request::PostForm {
+            url: url.to_string(),
+            headers,
+            body,
+        },
+        settings,
+    )
 }
 
 enum Request {
-    Get { url: String },
-    PostForm { url: String, headers: Vec<(String, String)>, body: String },
+    Get {
+        url: String,
+    },
+    PostForm {
+        url: String,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
 }
 
 impl Request {
@@ -140,7 +161,11 @@ fn perform(agent: &ureq::Agent, req: Request, max_body: u64) -> Result<HttpRespo
         .limit(max_body)
         .read_to_vec()
         .map_err(|e| FetchError::Http(format!("reading the body: {e}")))?;
-    Ok(HttpResponse { status, headers, body })
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn agent(settings: &HttpSettings) -> Result<ureq::Agent, FetchError> {
@@ -151,8 +176,10 @@ fn agent(settings: &HttpSettings) -> Result<ureq::Agent, FetchError> {
     };
     let roots = {
         {
-            let pem = std::fs::read(&path)
-                .map_err(|e| FetchError::CaFile { path: path.clone(), reason: e.to_string() })?;
+            let pem = std::fs::read(&path).map_err(|e| FetchError::CaFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
             let certs: Vec<_> = ureq::tls::parse_pem(&pem)
                 .filter_map(|item| match item {
                     Ok(PemItem::Certificate(c)) => Some(c),
@@ -160,7 +187,10 @@ fn agent(settings: &HttpSettings) -> Result<ureq::Agent, FetchError> {
                 })
                 .collect();
             if certs.is_empty() {
-                return Err(FetchError::CaFile { path: path.clone(), reason: "no certificate in it".into() });
+                return Err(FetchError::CaFile {
+                    path: path.clone(),
+                    reason: "no certificate in it".into(),
+                });
             }
             RootCerts::new_with_certs(&certs)
         }
@@ -182,7 +212,12 @@ pub fn sleep_interruptibly(duration: Duration) {
     let events = (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32;
     // SAFETY: main thread of a backend or background worker, whose own latch MyLatch is.
     unsafe {
-        pg_sys::WaitLatch(pg_sys::MyLatch, events, timeout_ms, pg_sys::PG_WAIT_EXTENSION);
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            events,
+            timeout_ms,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
         pg_sys::ResetLatch(pg_sys::MyLatch);
     }
     pgrx::check_for_interrupts!();
@@ -190,12 +225,20 @@ pub fn sleep_interruptibly(duration: Duration) {
 
 fn wait_latch_or_fd(fd: i32, remaining: Duration) {
     let timeout_ms = remaining.as_millis().clamp(1, 1000) as std::ffi::c_long;
-    let events = (pg_sys::WL_LATCH_SET | pg_sys::WL_SOCKET_READABLE | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH)
-        as i32;
+    let events = (pg_sys::WL_LATCH_SET
+        | pg_sys::WL_SOCKET_READABLE
+        | pg_sys::WL_TIMEOUT
+        | pg_sys::WL_EXIT_ON_PM_DEATH) as i32;
     // SAFETY: called on the backend's main thread; MyLatch is the backend's own latch, set up before
     // authentication; `fd` is an eventfd that stays open while `done` (an Arc) lives in our caller.
     unsafe {
-        pg_sys::WaitLatchOrSocket(pg_sys::MyLatch, events, fd, timeout_ms, pg_sys::PG_WAIT_EXTENSION);
+        pg_sys::WaitLatchOrSocket(
+            pg_sys::MyLatch,
+            events,
+            fd,
+            timeout_ms,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
         pg_sys::ResetLatch(pg_sys::MyLatch);
     }
 }
@@ -236,7 +279,9 @@ fn spawn_with_signals_blocked<F: FnOnce() + Send + 'static>(f: F) -> std::io::Re
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        let spawned = std::thread::Builder::new().name("pgrator-http".into()).spawn(f);
+        let spawned = std::thread::Builder::new()
+            .name("pgrator-http".into())
+            .spawn(f);
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         spawned.map(|_| ())
     }

@@ -173,7 +173,10 @@ pub fn introspection_key_file() -> Option<String> {
 }
 
 fn string(setting: &Setting) -> Option<String> {
-    setting.get().map(|c| c.to_string_lossy().trim().to_string()).filter(|s| !s.is_empty())
+    setting
+        .get()
+        .map(|c| c.to_string_lossy().trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// A setting's candidate value from a check hook.
@@ -203,7 +206,12 @@ fn accept_or_explain(raw: &RawSettings, field: &str) -> bool {
         return true;
     };
     let setting = format!("{PREFIX}.{field}");
-    let Some(problem) = errors.0.iter().find(|e| e.setting == setting).map(|e| e.problem.clone()) else {
+    let Some(problem) = errors
+        .0
+        .iter()
+        .find(|e| e.setting == setting)
+        .map(|e| e.problem.clone())
+    else {
         return true;
     };
     if let Ok(detail) = CString::new(problem) {

@@ -24,7 +24,11 @@ pub fn current() -> Option<OAuthHba> {
         let scope = abi::pgrator_hba_oauth_scope();
         Some(OAuthHba {
             issuer: CStr::from_ptr(issuer).to_string_lossy().into_owned(),
-            scope: if scope.is_null() { String::new() } else { CStr::from_ptr(scope).to_string_lossy().into_owned() },
+            scope: if scope.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(scope).to_string_lossy().into_owned()
+            },
             line: abi::pgrator_hba_line_number(),
         })
     }

@@ -7,7 +7,9 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use pgrator_token::key_cache::KeyCachePolicy;
-use pgrator_token::{FetchedDocument, KeyDecision, KeySet, ProviderMetadata, UnixTime, discovery_url};
+use pgrator_token::{
+    FetchedDocument, KeyDecision, KeySet, ProviderMetadata, UnixTime, discovery_url,
+};
 
 use crate::fetch::{self, HttpSettings};
 use crate::shmem::{self, MAX_JWKS};
@@ -18,7 +20,11 @@ pub fn now() -> UnixTime {
 }
 
 /// Keys usable for a login at `now`.
-pub fn for_login(issuer: &str, http: &HttpSettings, policy: &KeyCachePolicy) -> Result<KeySet, String> {
+pub fn for_login(
+    issuer: &str,
+    http: &HttpSettings,
+    policy: &KeyCachePolicy,
+) -> Result<KeySet, String> {
     let started = Instant::now();
     loop {
         let now = now();
@@ -44,7 +50,9 @@ pub fn for_login(issuer: &str, http: &HttpSettings, policy: &KeyCachePolicy) -> 
         }
         // Another backend is fetching: wait for it, but no longer than one fetch may take.
         if started.elapsed() > http.timeout {
-            return Err(format!("timed out waiting for another backend to fetch the keys of {issuer}"));
+            return Err(format!(
+                "timed out waiting for another backend to fetch the keys of {issuer}"
+            ));
         }
         fetch::sleep_interruptibly(Duration::from_millis(20));
     }
@@ -62,7 +70,11 @@ pub fn after_unknown_kid(
 }
 
 /// Fetches the JWKS (the caller holds the fetch claim) and records the result in the cache.
-pub fn refresh(issuer: &str, http: &HttpSettings, policy: &KeyCachePolicy) -> Result<KeySet, String> {
+pub fn refresh(
+    issuer: &str,
+    http: &HttpSettings,
+    policy: &KeyCachePolicy,
+) -> Result<KeySet, String> {
     let known_uri = store::read(issuer).and_then(|s| s.jwks_uri);
     let fetched = fetch_jwks(issuer, known_uri, http);
     shmem::count_fetch(fetched.is_ok());
@@ -91,7 +103,10 @@ pub fn refresh(issuer: &str, http: &HttpSettings, policy: &KeyCachePolicy) -> Re
             .ok_or_else(|| format!("no free key cache slot for issuer {issuer}"))?;
             let keys = outcome.map_err(|e| format!("JWKS {uri}: {e}"))?;
             for skipped in keys.skipped() {
-                pgrx::log!("pgrator_validator: JWKS {uri}: skipped a key: {}", skipped.reason);
+                pgrx::log!(
+                    "pgrator_validator: JWKS {uri}: skipped a key: {}",
+                    skipped.reason
+                );
             }
             Ok(keys)
         }
@@ -101,9 +116,13 @@ pub fn refresh(issuer: &str, http: &HttpSettings, policy: &KeyCachePolicy) -> Re
 /// The issuer's discovery document (its `issuer` must equal ours byte for byte).
 pub fn discover(issuer: &str, http: &HttpSettings) -> Result<ProviderMetadata, String> {
     let url = discovery_url(issuer);
-    let doc = fetch::get(&url, http).map_err(|e| format!("fetching the discovery document {url}: {e}"))?;
+    let doc = fetch::get(&url, http)
+        .map_err(|e| format!("fetching the discovery document {url}: {e}"))?;
     if doc.status != 200 {
-        return Err(format!("the discovery document {url} answered HTTP {}", doc.status));
+        return Err(format!(
+            "the discovery document {url} answered HTTP {}",
+            doc.status
+        ));
     }
     ProviderMetadata::parse(&doc.body, issuer).map_err(|e| format!("discovery document {url}: {e}"))
 }
@@ -124,8 +143,12 @@ fn fetch_jwks(
             meta.jwks_uri
         }
     };
-    let limited = HttpSettings { max_body: MAX_JWKS as u64, ..http.clone() };
-    let response = fetch::get(&uri, &limited).map_err(|e| format!("fetching the JWKS {uri}: {e}"))?;
+    let limited = HttpSettings {
+        max_body: MAX_JWKS as u64,
+        ..http.clone()
+    };
+    let response =
+        fetch::get(&uri, &limited).map_err(|e| format!("fetching the JWKS {uri}: {e}"))?;
     Ok((uri, response))
 }
 

@@ -12,6 +12,7 @@
 pgrx::pg_module_magic!();
 
 mod abi;
+mod answers;
 mod decide;
 mod fetch;
 mod guc;

@@ -46,7 +46,11 @@ impl IssuerSlot {
     }
 
     pub fn set_introspection_uri(&mut self, uri: &str) {
-        copy_into(&mut self.introspection_uri, &mut self.introspection_uri_len, uri.as_bytes());
+        copy_into(
+            &mut self.introspection_uri,
+            &mut self.introspection_uri_len,
+            uri.as_bytes(),
+        );
     }
 
     pub fn jwks(&self) -> &[u8] {
@@ -114,7 +118,9 @@ impl Default for KeyCacheShm {
 
 impl KeyCacheShm {
     pub fn find(&self, issuer: &str) -> Option<usize> {
-        self.slots.iter().position(|s| !s.is_free() && s.issuer() == issuer.as_bytes())
+        self.slots
+            .iter()
+            .position(|s| !s.is_free() && s.issuer() == issuer.as_bytes())
     }
 
     /// The slot of `issuer`, claiming a free one if needed; `None` when all are taken or the issuer is too long.
@@ -157,7 +163,9 @@ impl Default for Counters {
 impl Clone for Counters {
     fn clone(&self) -> Self {
         Counters {
-            by_outcome: std::array::from_fn(|i| AtomicU64::new(self.by_outcome[i].load(Ordering::Relaxed))),
+            by_outcome: std::array::from_fn(|i| {
+                AtomicU64::new(self.by_outcome[i].load(Ordering::Relaxed))
+            }),
             key_fetches: AtomicU64::new(self.key_fetches.load(Ordering::Relaxed)),
             key_fetch_failures: AtomicU64::new(self.key_fetch_failures.load(Ordering::Relaxed)),
             introspections: AtomicU64::new(self.introspections.load(Ordering::Relaxed)),
@@ -168,7 +176,10 @@ impl Clone for Counters {
 // SAFETY: atomics only, valid when zeroed, no pointers.
 unsafe impl PGRXSharedMemory for Counters {}
 
+// SAFETY: the lock is initialized by pg_shmem_init! in _PG_init during shared_preload_libraries, and only used
+// when `preloaded()` says so; the names are unique to this library.
 pub static KEY_CACHE: PgLwLock<KeyCacheShm> = unsafe { PgLwLock::new(c"pgrator_validator_keys") };
+// SAFETY: as above.
 pub static COUNTERS: PgLwLock<Counters> = unsafe { PgLwLock::new(c"pgrator_validator_counters") };
 
 /// Set in the postmaster (and inherited by every backend) when loaded through shared_preload_libraries.
@@ -185,6 +196,7 @@ pub fn init_if_preloading() -> bool {
     if preloading {
         pg_shmem_init!(KEY_CACHE);
         pg_shmem_init!(COUNTERS);
+        crate::answers::init();
         PRELOADED.store(true, Ordering::Relaxed);
     }
     preloading
@@ -199,7 +211,10 @@ pub fn count(outcome: Outcome) {
 
 pub fn count_introspection() {
     if preloaded() {
-        COUNTERS.share().introspections.fetch_add(1, Ordering::Relaxed);
+        COUNTERS
+            .share()
+            .introspections
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 

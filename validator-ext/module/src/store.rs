@@ -39,7 +39,12 @@ pub fn read(issuer: &str) -> Option<Snapshot> {
             jwks: slot.jwks().to_vec(),
         });
     }
-    LOCAL.with(|l| l.borrow().as_ref().filter(|l| l.issuer == issuer).map(|l| l.entry.clone()))
+    LOCAL.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|l| l.issuer == issuer)
+            .map(|l| l.entry.clone())
+    })
 }
 
 /// Issuers with an entry (for the refresher).
@@ -72,7 +77,12 @@ pub fn update<R>(issuer: &str, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
         let mut cache = KEY_CACHE.exclusive();
         let i = cache.find_or_assign(issuer)?;
         let slot = &mut cache.slots[i];
-        let mut entry = Entry { state: slot.state, new_jwks_uri: None, new_introspection_uri: None, new_jwks: None };
+        let mut entry = Entry {
+            state: slot.state,
+            new_jwks_uri: None,
+            new_introspection_uri: None,
+            new_jwks: None,
+        };
         let out = f(&mut entry);
         slot.state = entry.state;
         if let Some(uri) = &entry.new_jwks_uri {
@@ -91,10 +101,18 @@ pub fn update<R>(issuer: &str, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
     LOCAL.with(|l| {
         let mut l = l.borrow_mut();
         if l.as_ref().is_none_or(|l| l.issuer != issuer) {
-            *l = Some(Local { issuer: issuer.to_string(), entry: Snapshot::default() });
+            *l = Some(Local {
+                issuer: issuer.to_string(),
+                entry: Snapshot::default(),
+            });
         }
         let local = l.as_mut()?;
-        let mut entry = Entry { state: local.entry.state, new_jwks_uri: None, new_introspection_uri: None, new_jwks: None };
+        let mut entry = Entry {
+            state: local.entry.state,
+            new_jwks_uri: None,
+            new_introspection_uri: None,
+            new_jwks: None,
+        };
         let out = f(&mut entry);
         local.entry.state = entry.state;
         if entry.new_jwks_uri.is_some() {

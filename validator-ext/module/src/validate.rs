@@ -29,8 +29,16 @@ pub unsafe extern "C-unwind" fn validate_cb(
     let (result, token, role) = unsafe {
         (
             &mut *result,
-            if token.is_null() { &[][..] } else { CStr::from_ptr(token).to_bytes() },
-            if role.is_null() { String::new() } else { CStr::from_ptr(role).to_string_lossy().into_owned() },
+            if token.is_null() {
+                &[][..]
+            } else {
+                CStr::from_ptr(token).to_bytes()
+            },
+            if role.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(role).to_string_lossy().into_owned()
+            },
         )
     };
     result.authorized = false;
@@ -41,12 +49,18 @@ pub unsafe extern "C-unwind" fn validate_cb(
         Err(payload) => {
             // An error raised by PostgreSQL itself (e.g. FATAL on pg_terminate_backend while we waited): let
             // PostgreSQL handle it as it would anywhere else.
-            if payload.downcast_ref::<CaughtError>().is_some_and(|e| !matches!(e, CaughtError::RustPanic { .. })) {
+            if payload
+                .downcast_ref::<CaughtError>()
+                .is_some_and(|e| !matches!(e, CaughtError::RustPanic { .. }))
+            {
                 resume_unwind(payload);
             }
             Decision::refuse(
                 Outcome::InternalError,
-                format!("internal error in the validator: {}", panic_message(&*payload)),
+                format!(
+                    "internal error in the validator: {}",
+                    panic_message(&*payload)
+                ),
             )
         }
     };
@@ -56,7 +70,9 @@ pub unsafe extern "C-unwind" fn validate_cb(
         Decision::Accept { authn_id } => {
             result.authn_id = palloc_str(&authn_id);
             result.authorized = !result.authn_id.is_null();
-            pgrx::debug1!("pgrator_validator: accepted token for identity \"{authn_id}\" (role \"{role}\")");
+            pgrx::debug1!(
+                "pgrator_validator: accepted token for identity \"{authn_id}\" (role \"{role}\")"
+            );
         }
         Decision::Refuse { outcome, reason } => {
             pgrx::log!(
@@ -72,7 +88,10 @@ pub unsafe extern "C-unwind" fn validate_cb(
 fn decide_for_connection(token: &[u8]) -> Decision {
     match hba::current() {
         Some(line) => decide(token, &line),
-        None => Decision::refuse(Outcome::InternalError, "no oauth HBA line is in effect for this connection"),
+        None => Decision::refuse(
+            Outcome::InternalError,
+            "no oauth HBA line is in effect for this connection",
+        ),
     }
 }
 
@@ -90,7 +109,9 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
-    } else if let Some(CaughtError::RustPanic { ereport, .. }) = payload.downcast_ref::<CaughtError>() {
+    } else if let Some(CaughtError::RustPanic { ereport, .. }) =
+        payload.downcast_ref::<CaughtError>()
+    {
         ereport.message().to_string()
     } else {
         "panic".to_string()

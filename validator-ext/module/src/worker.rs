@@ -52,7 +52,8 @@ fn refresh_due() {
     let http = guc::http();
     for issuer in store::issuers() {
         let now = keys::now();
-        let due = store::read(&issuer).is_some_and(|s| s.state.decide(now) == KeyDecision::UseAndRefresh);
+        let due =
+            store::read(&issuer).is_some_and(|s| s.state.decide(now) == KeyDecision::UseAndRefresh);
         if !due || store::update(&issuer, |e| e.state.claim_fetch(now, &policy)) != Some(true) {
             continue;
         }

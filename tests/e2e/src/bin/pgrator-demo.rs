@@ -73,12 +73,7 @@ fn main() -> Result<()> {
         "the validator verified the token against the IdP's keys; pg_ident mapped the identity",
     );
     println!("    {}", out.stdout.trim());
-    for line in db
-        .pg
-        .log()
-        .lines()
-        .filter(|l| l.contains("method=oauth"))
-    {
+    for line in db.pg.log().lines().filter(|l| l.contains("method=oauth")) {
         println!("    server log: {}", line.trim());
     }
     println!(

@@ -81,3 +81,5 @@ pub fn open_to_server(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
+
+pub mod token_issuer;

@@ -21,6 +21,18 @@ struct Entry {
     last_used: u64,
 }
 
+/// The key a cached answer is stored under: SHA-256 of (issuer, NUL, token); the token itself is never kept.
+/// The module's shared-memory cache keys its entries the same way.
+pub fn cache_key(issuer: &str, token: &str) -> Key {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(issuer.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(token.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
+}
+
 /// Cache of accepted opaque tokens.
 #[derive(Debug)]
 pub struct IntrospectionCache {
@@ -45,13 +57,7 @@ impl IntrospectionCache {
     }
 
     fn key(issuer: &str, token: &str) -> Key {
-        let mut ctx = digest::Context::new(&digest::SHA256);
-        ctx.update(issuer.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(token.as_bytes());
-        let mut key = [0u8; 32];
-        key.copy_from_slice(ctx.finish().as_ref());
-        key
+        cache_key(issuer, token)
     }
 
     fn next_tick(&mut self) -> u64 {
