@@ -309,3 +309,87 @@ fn preloaded_validator_caches_introspection_answers() {
         "the opaque token reached the server log"
     );
 }
+
+/// pg_ident.conf regular expressions map identities to roles: `\1` substitutes the captured part.
+#[test]
+fn a_regex_ident_map_maps_the_identity_to_a_role() {
+    let db = OAuthDb::start(
+        &[(r#""/^3100000000000000(0[0-9])$""#, r"person_\1")],
+        PgConfig::default(),
+    )
+    .expect("start the IdP and PostgreSQL");
+    db.pg
+        .sql(
+            "postgres",
+            "CREATE ROLE person_01 LOGIN; CREATE ROLE person_02 LOGIN",
+        )
+        .expect("create roles");
+    let out = db
+        .psql_login("person_01", ALICE, "SELECT current_user")
+        .expect("run psql");
+    assert!(out.success, "alice as person_01 failed:\n{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "person_01");
+    // bob's identity maps to person_02, not person_01.
+    let out = db
+        .psql_login("person_01", BOB, "SELECT 1")
+        .expect("run psql");
+    assert!(!out.success, "bob logged in as person_01");
+    let out = db
+        .psql_login("person_02", BOB, "SELECT current_user")
+        .expect("run psql");
+    assert!(out.success, "bob as person_02 failed:\n{}", out.stderr);
+}
+
+/// Introspection with private_key_jwt: the validator signs a client assertion with a Zitadel key file.
+#[test]
+fn opaque_token_login_with_a_private_key_jwt_introspection_client() {
+    use pgrator_world::idp::defaults::{PSQL_OPAQUE, VALIDATOR_JWT};
+    use pgrator_world::postgres::conf_quote;
+    // The IdP hands out the client's key as a Zitadel key file; start once to fetch it, then configure PostgreSQL.
+    let db = OAuthDb::start(&[(ALICE_SUB, "alice")], PgConfig::default()).expect("start");
+    let key_file_json = db
+        .idp
+        .get(&format!("/test/clients/{VALIDATOR_JWT}/key"))
+        .and_then(|r| r.ok_json())
+        .expect("the client's key file");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key_file = dir.path().join("key.json");
+    std::fs::write(&key_file, serde_json::to_vec(&key_file_json).expect("json"))
+        .expect("write the key file");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    let settings = [
+        format!(
+            "pgrator_validator.introspection_client_id = {}",
+            conf_quote(VALIDATOR_JWT)
+        ),
+        format!(
+            "pgrator_validator.introspection_key_file = {}",
+            conf_quote(&key_file.to_string_lossy())
+        ),
+    ];
+    db.pg
+        .sql("postgres", "CREATE ROLE alice LOGIN")
+        .expect("create role alice");
+    let conf = db.pg.data_dir().join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).expect("read postgresql.conf");
+    text += &(settings.join("\n") + "\n");
+    std::fs::write(&conf, text).expect("write postgresql.conf");
+    db.pg.reload().expect("reload");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let out = db
+        .psql_login_with(PSQL_OPAQUE, "alice", ALICE, "SELECT current_user")
+        .expect("run psql");
+    assert!(
+        out.success,
+        "opaque login with private_key_jwt failed:\n{}\n{}",
+        out.stderr,
+        db.pg.log()
+    );
+    assert_eq!(out.stdout.trim(), "alice");
+}
