@@ -39,8 +39,8 @@ pub fn validator_extension_files() -> Result<Vec<PathBuf>> {
 }
 
 /// Lays the module out the way an extension image does under `/extensions/<name>`: `lib/pgrator_validator.so`
-/// and `share/extension/` (control and SQL files), readable by the unprivileged server. Returns (lib, share).
-pub fn stage_validator(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+/// and `share/extension/` (control and SQL files), readable by the unprivileged server.
+pub fn stage_validator(dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let lib_dir = dir.join("lib");
     let share_dir = dir.join("share");
@@ -67,12 +67,64 @@ pub fn stage_validator(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     ] {
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
     }
-    Ok((lib_dir, share_dir))
+    Ok(())
 }
 
 /// The scopes the HBA line requires (and psql therefore asks for): the project in the audience, as Zitadel does.
 pub fn hba_scope() -> String {
     format!("openid {}", scope_project_audience(defaults::PROJECT_ID))
+}
+
+/// PostgreSQL configured the way the operator and CNPG configure it for the validator extension mounted at
+/// `extension_root` (`/extensions/<name>` in a pod): `dynamic_library_path` and `extension_control_path` extended
+/// with its `lib` and `share`, `LD_LIBRARY_PATH` its `system`; the validator's settings; an `oauth` HBA line for
+/// the IdP's issuer; and `ident` as the `oauth` map.
+pub fn validator_pg_config(
+    idp: &Idp,
+    extension_root: &Path,
+    ident: &[(&str, &str)],
+    extra: PgConfig,
+) -> PgConfig {
+    let root = extension_root.display();
+    let mut config = extra
+        .setting(
+            "dynamic_library_path",
+            conf_quote(&format!("$libdir:{root}/lib")),
+        )
+        .setting(
+            "extension_control_path",
+            conf_quote(&format!("$system:{root}/share")),
+        )
+        .env("LD_LIBRARY_PATH", format!("{root}/system"))
+        .setting("oauth_validator_libraries", conf_quote(VALIDATOR_NAME))
+        .setting(
+            "pgrator_validator.audience",
+            conf_quote(defaults::PROJECT_ID),
+        )
+        .setting(
+            "pgrator_validator.ca_file",
+            conf_quote(&idp.ca_pem_path().to_string_lossy()),
+        )
+        .hba(format!(
+            "host all all 127.0.0.1/32 oauth issuer=\"{}\" scope=\"{}\" map={IDENT_MAP}",
+            idp.issuer(),
+            hba_scope()
+        ));
+    for (identity, role) in ident {
+        config = config.ident(format!("{IDENT_MAP} {identity} {role}"));
+    }
+    config
+}
+
+/// A file the unprivileged server can read (a secret or key file for a setting), in a temporary directory.
+pub fn server_readable_file(name: &str, contents: &[u8]) -> Result<(tempfile::TempDir, PathBuf)> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(name);
+    std::fs::write(&path, contents)?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+    Ok((dir, path))
 }
 
 /// The IdP and a database that trusts it through the validator.
@@ -90,33 +142,8 @@ impl OAuthDb {
     pub fn start(ident: &[(&str, &str)], extra: PgConfig) -> Result<OAuthDb> {
         let idp = Idp::start(IdpConfig::default()).context("starting the IdP")?;
         let ext = tempfile::Builder::new().prefix("pgrator-ext-").tempdir()?;
-        let (lib_dir, share_dir) = stage_validator(ext.path())?;
-        let mut config = extra
-            .setting("oauth_validator_libraries", conf_quote(VALIDATOR_NAME))
-            .setting(
-                "dynamic_library_path",
-                conf_quote(&format!("{}:$libdir", lib_dir.display())),
-            )
-            .setting(
-                "extension_control_path",
-                conf_quote(&format!("$system:{}", share_dir.display())),
-            )
-            .setting(
-                "pgrator_validator.audience",
-                conf_quote(defaults::PROJECT_ID),
-            )
-            .setting(
-                "pgrator_validator.ca_file",
-                conf_quote(&idp.ca_pem_path().to_string_lossy()),
-            )
-            .hba(format!(
-                "host all all 127.0.0.1/32 oauth issuer=\"{}\" scope=\"{}\" map={IDENT_MAP}",
-                idp.issuer(),
-                hba_scope()
-            ));
-        for (identity, role) in ident {
-            config = config.ident(format!("{IDENT_MAP} {identity} {role}"));
-        }
+        stage_validator(ext.path())?;
+        let config = validator_pg_config(&idp, ext.path(), ident, extra);
         let pg = Postgres::start(config).context("starting PostgreSQL 18")?;
         let trust_bundle = idp.ca().system_bundle_with_ca()?;
         Ok(OAuthDb {

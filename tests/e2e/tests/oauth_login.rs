@@ -1,7 +1,7 @@
 //! The real psql logs in to PostgreSQL 18 through the OAuth device flow against the test IdP; our validator checks
 //! the token against the IdP's keys and pg_ident.conf maps the identity to a role.
 
-use pgrator_e2e::oauth_db::OAuthDb;
+use pgrator_e2e::oauth_db::{OAuthDb, server_readable_file};
 use pgrator_world::idp::defaults::{ALICE, ALICE_SUB, BOB, BOB_SUB};
 use pgrator_world::postgres::PgConfig;
 
@@ -187,16 +187,8 @@ fn preloaded_validator_shares_keys_and_counts_outcomes() {
 fn opaque_token_login_is_accepted_through_introspection() {
     use pgrator_world::idp::defaults::{PSQL_OPAQUE, VALIDATOR, VALIDATOR_SECRET};
     use pgrator_world::postgres::conf_quote;
-    let secret_dir = tempfile::tempdir().expect("temp dir");
-    let secret_file = secret_dir.path().join("secret");
-    std::fs::write(&secret_file, VALIDATOR_SECRET).expect("write the secret");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(secret_dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644))
-            .expect("chmod");
-    }
+    let (_secret_dir, secret_file) =
+        server_readable_file("secret", VALIDATOR_SECRET.as_bytes()).expect("secret file");
     let config = PgConfig::default()
         .setting(
             "pgrator_validator.introspection_client_id",
@@ -252,16 +244,8 @@ fn preloaded_validator_caches_introspection_answers() {
     use pgrator_world::postgres::conf_quote;
     use serde_json::json;
 
-    let secret_dir = tempfile::tempdir().expect("temp dir");
-    let secret_file = secret_dir.path().join("secret");
-    std::fs::write(&secret_file, VALIDATOR_SECRET).expect("write the secret");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(secret_dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644))
-            .expect("chmod");
-    }
+    let (_secret_dir, secret_file) =
+        server_readable_file("secret", VALIDATOR_SECRET.as_bytes()).expect("secret file");
     let config = PgConfig::default()
         .setting("shared_preload_libraries", "'pgrator_validator'")
         .setting(
@@ -352,16 +336,11 @@ fn opaque_token_login_with_a_private_key_jwt_introspection_client() {
         .get(&format!("/test/clients/{VALIDATOR_JWT}/key"))
         .and_then(|r| r.ok_json())
         .expect("the client's key file");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let key_file = dir.path().join("key.json");
-    std::fs::write(&key_file, serde_json::to_vec(&key_file_json).expect("json"))
-        .expect("write the key file");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    }
+    let (_dir, key_file) = server_readable_file(
+        "key.json",
+        &serde_json::to_vec(&key_file_json).expect("json"),
+    )
+    .expect("key file");
     let settings = [
         format!(
             "pgrator_validator.introspection_client_id = {}",

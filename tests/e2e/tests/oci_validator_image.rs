@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use oci_support::{block_on, client_options, host_arch, open_to_server};
 use pgrator_e2e::oauth_db::{
-    IDENT_MAP, VALIDATOR_NAME, hba_scope, validator_extension_files, validator_lib,
+    VALIDATOR_NAME, validator_extension_files, validator_lib, validator_pg_config,
 };
 use pgrator_extension_oci::Distro;
 use pgrator_extension_oci::extension::{ExtensionSpec, build_extension_layout};
 use pgrator_extension_oci::registry::{Credentials, pull_image, push_layout};
-use pgrator_world::idp::defaults::{ALICE, ALICE_SUB, PROJECT_ID, PSQL};
+use pgrator_world::idp::defaults::{ALICE, ALICE_SUB, PSQL};
 use pgrator_world::idp::{Idp, IdpConfig};
-use pgrator_world::postgres::{PgConfig, Postgres, conf_quote};
+use pgrator_world::postgres::{PgConfig, Postgres};
 use pgrator_world::psql::{OAuthConnect, Psql};
 use pgrator_world::registry::{Registry, RegistryOptions};
 
@@ -84,33 +84,12 @@ fn psql_logs_in_through_the_validator_from_the_pulled_extension_image() {
     // appended after the defaults, LD_LIBRARY_PATH from `ld_library_path: [system]`), plus the validator's own
     // settings the operator writes.
     let idp = Idp::start(IdpConfig::default()).expect("start the IdP");
-    let pg = Postgres::start(
-        PgConfig::default()
-            .setting(
-                "dynamic_library_path",
-                conf_quote(&format!("$libdir:{}/lib", mount.display())),
-            )
-            .setting(
-                "extension_control_path",
-                conf_quote(&format!("$system:{}/share", mount.display())),
-            )
-            .env(
-                "LD_LIBRARY_PATH",
-                mount.join("system").display().to_string(),
-            )
-            .setting("oauth_validator_libraries", conf_quote(VALIDATOR_NAME))
-            .setting("pgrator_validator.audience", conf_quote(PROJECT_ID))
-            .setting(
-                "pgrator_validator.ca_file",
-                conf_quote(&idp.ca_pem_path().to_string_lossy()),
-            )
-            .hba(format!(
-                "host all all 127.0.0.1/32 oauth issuer=\"{}\" scope=\"{}\" map={IDENT_MAP}",
-                idp.issuer(),
-                hba_scope()
-            ))
-            .ident(format!("{IDENT_MAP} {ALICE_SUB} alice")),
-    )
+    let pg = Postgres::start(validator_pg_config(
+        &idp,
+        &mount,
+        &[(ALICE_SUB, "alice")],
+        PgConfig::default(),
+    ))
     .expect("start PostgreSQL 18");
     pg.sql(
         "postgres",
