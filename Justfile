@@ -40,7 +40,16 @@ lint: (world "tools" "postgres")
 # Every test: lints, unit and property tests, and the end-to-end tests against the real parts.
 # (The validator module is a PostgreSQL plugin: it is tested loaded into PostgreSQL, by the e2e tests.)
 test: world build-validator lint
-    cargo test --workspace --exclude pgrator-validator --no-fail-fast
+    #!/usr/bin/env bash
+    set -euo pipefail
+    log="$(mktemp)"
+    trap 'rm -f "$log"' EXIT
+    rc=0
+    cargo test --workspace --exclude pgrator-validator --no-fail-fast 2>&1 | tee "$log" || rc=$?
+    # One closing line for every test binary together.
+    echo "test run took ${SECONDS} s"
+    grep -E '^test result:' "$log" | awk '{p += $4; f += $6} END {printf "tests: %d passed, %d failed\n", p, f}'
+    exit "$rc"
 
 # Start a Kubernetes 1.35 control plane with the CNPG, Barman, Prometheus and Config Connector CRDs, for kubectl.
 kube-up: (world "kube" "crds")
