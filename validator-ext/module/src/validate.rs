@@ -44,6 +44,7 @@ pub unsafe extern "C-unwind" fn validate_cb(
     result.authorized = false;
     result.authn_id = std::ptr::null_mut();
 
+    let started = std::time::Instant::now();
     let decision = match catch_unwind(AssertUnwindSafe(|| decide_for_connection(token))) {
         Ok(decision) => decision,
         Err(payload) => {
@@ -66,6 +67,12 @@ pub unsafe extern "C-unwind" fn validate_cb(
     };
 
     shmem::count(decision.outcome());
+    // For benchmarks (log_min_messages = debug1): the time spent deciding, in microseconds.
+    pgrx::debug1!(
+        "pgrator_validator: decided in {} us [{}]",
+        started.elapsed().as_micros(),
+        decision.outcome().name()
+    );
     match decision {
         Decision::Accept { authn_id } => {
             result.authn_id = palloc_str(&authn_id);
