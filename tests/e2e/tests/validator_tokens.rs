@@ -11,13 +11,16 @@ use serde_json::{Value, json};
 
 fn db(config: PgConfig) -> OAuthDb {
     let db = OAuthDb::start(&[(ALICE_SUB, "alice")], config).expect("start the IdP and PostgreSQL");
-    db.pg.sql("postgres", "CREATE ROLE alice LOGIN").expect("create role alice");
+    db.pg
+        .sql("postgres", "CREATE ROLE alice LOGIN")
+        .expect("create role alice");
     db
 }
 
 /// A token like the device flow gives alice, with `extra` overriding the IdP's mint request.
 fn mint(db: &OAuthDb, extra: Value) -> String {
-    let mut req = json!({"user": ALICE, "client_id": PSQL, "aud": [PSQL, PROJECT_ID], "scope": hba_scope()});
+    let mut req =
+        json!({"user": ALICE, "client_id": PSQL, "aud": [PSQL, PROJECT_ID], "scope": hba_scope()});
     if let (Some(r), Some(e)) = (req.as_object_mut(), extra.as_object()) {
         r.extend(e.clone());
     }
@@ -35,17 +38,29 @@ fn login(db: &OAuthDb, token: &str) -> Result<String, String> {
 fn assert_refused(db: &OAuthDb, what: &str, token: &str, code: &str) {
     let before = db.pg.log_len();
     let err = login(db, token).expect_err(what);
-    assert!(err.contains("OAuth bearer authentication failed"), "{what}: {err}");
+    assert!(
+        err.contains("OAuth bearer authentication failed"),
+        "{what}: {err}"
+    );
     let log = db.pg.log_since(before);
-    assert!(log.contains(&format!("[{code}]")), "{what}: expected [{code}] in the server log:\n{log}");
+    assert!(
+        log.contains(&format!("[{code}]")),
+        "{what}: expected [{code}] in the server log:\n{log}"
+    );
     assert_token_not_in(&log, token, what);
 }
 
 fn assert_token_not_in(log: &str, token: &str, what: &str) {
     assert!(!token.is_empty());
-    assert!(!log.contains(token), "{what}: the token reached the server log");
+    assert!(
+        !log.contains(token),
+        "{what}: the token reached the server log"
+    );
     if let Some(signature) = token.rsplit('.').next().filter(|s| s.len() > 16) {
-        assert!(!log.contains(signature), "{what}: the token's signature reached the server log");
+        assert!(
+            !log.contains(signature),
+            "{what}: the token's signature reached the server log"
+        );
     }
 }
 
@@ -53,7 +68,11 @@ fn assert_token_not_in(log: &str, token: &str, what: &str) {
 fn every_class_of_bad_token_is_refused_with_its_reason() {
     let db = db(PgConfig::default());
     let good = mint(&db, json!({}));
-    assert_eq!(login(&db, &good).as_deref(), Ok("alice"), "a valid token must be accepted");
+    assert_eq!(
+        login(&db, &good).as_deref(),
+        Ok("alice"),
+        "a valid token must be accepted"
+    );
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -62,17 +81,53 @@ fn every_class_of_bad_token_is_refused_with_its_reason() {
     let cases: Vec<(&str, Value, &str)> = vec![
         ("expired", json!({"exp": now - 300}), "expired"),
         ("not yet valid", json!({"nbf": now + 3600}), "not_yet_valid"),
-        ("issued in the future", json!({"iat": now + 3600}), "issued_in_future"),
-        ("wrong issuer", json!({"iss": "https://idp.invalid"}), "wrong_issuer"),
-        ("wrong audience", json!({"aud": ["someone-else"]}), "wrong_audience"),
+        (
+            "issued in the future",
+            json!({"iat": now + 3600}),
+            "issued_in_future",
+        ),
+        (
+            "wrong issuer",
+            json!({"iss": "https://idp.invalid"}),
+            "wrong_issuer",
+        ),
+        (
+            "wrong audience",
+            json!({"aud": ["someone-else"]}),
+            "wrong_audience",
+        ),
         ("missing scope", json!({"scope": "openid"}), "missing_scope"),
         ("alg none", json!({"signature": "none"}), "alg_none"),
-        ("HS256 keyed with the public key", json!({"signature": "hmac_public_key"}), "hmac_refused"),
-        ("a bit flipped in the signature", json!({"signature": "corrupt"}), "bad_signature"),
-        ("a key the IdP never published", json!({"sign_with": "ephemeral"}), "unknown_kid"),
-        ("an embedded jwk header", json!({"embed_jwk": true}), "header_key_refused"),
-        ("a jku header", json!({"header": {"jku": "https://idp.invalid/keys"}}), "header_key_refused"),
-        ("an x5u header", json!({"header": {"x5u": "https://idp.invalid/cert"}}), "header_key_refused"),
+        (
+            "HS256 keyed with the public key",
+            json!({"signature": "hmac_public_key"}),
+            "hmac_refused",
+        ),
+        (
+            "a bit flipped in the signature",
+            json!({"signature": "corrupt"}),
+            "bad_signature",
+        ),
+        (
+            "a key the IdP never published",
+            json!({"sign_with": "ephemeral"}),
+            "unknown_kid",
+        ),
+        (
+            "an embedded jwk header",
+            json!({"embed_jwk": true}),
+            "header_key_refused",
+        ),
+        (
+            "a jku header",
+            json!({"header": {"jku": "https://idp.invalid/keys"}}),
+            "header_key_refused",
+        ),
+        (
+            "an x5u header",
+            json!({"header": {"x5u": "https://idp.invalid/cert"}}),
+            "header_key_refused",
+        ),
         ("no exp", json!({"omit": ["exp"]}), "missing_claim"),
     ];
     for (what, extra, code) in cases {
@@ -105,15 +160,34 @@ fn key_rotation_is_picked_up_without_a_restart() {
     let new_kid = db.idp.rotate(false).expect("rotate the IdP's key");
     assert_ne!(old_kid, new_kid);
     let after_rotation = mint(&db, json!({}));
-    assert_eq!(login(&db, &after_rotation).as_deref(), Ok("alice"), "a token of the new key");
-    assert_eq!(login(&db, &before_rotation).as_deref(), Ok("alice"), "the old key is still published");
+    assert_eq!(
+        login(&db, &after_rotation).as_deref(),
+        Ok("alice"),
+        "a token of the new key"
+    );
+    assert_eq!(
+        login(&db, &before_rotation).as_deref(),
+        Ok("alice"),
+        "the old key is still published"
+    );
 
     // Retire the old key: tokens it signed are refused once the JWKS no longer lists it.
-    db.idp.rotate(true).expect("rotate again, retiring the old keys");
+    db.idp
+        .rotate(true)
+        .expect("rotate again, retiring the old keys");
     let retired = mint(&db, json!({"sign_with": old_kid}));
     let fresh = mint(&db, json!({}));
-    assert_refused(&db, "a new key inside the unknown-kid cooldown", &fresh, "unknown_kid");
+    assert_refused(
+        &db,
+        "a new key inside the unknown-kid cooldown",
+        &fresh,
+        "unknown_kid",
+    );
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    assert_eq!(login(&db, &fresh).as_deref(), Ok("alice"), "a token of the newest key, after the cooldown");
+    assert_eq!(
+        login(&db, &fresh).as_deref(),
+        Ok("alice"),
+        "a token of the newest key, after the cooldown"
+    );
     assert_refused(&db, "a token of a retired key", &retired, "unknown_kid");
 }
