@@ -32,6 +32,18 @@ build-validator: (world "tools" "postgres")
 demo: world build-validator
     cargo run --release -q -p pgrator-e2e --bin pgrator-demo
 
+# Benchmark: OAuth login through the validator vs trust vs SCRAM (one run, interleaved), time inside the validator,
+# IdP requests per 1000 logins. PGRATOR_BENCH_LOGINS=N sets the logins per kind.
+bench-validator: (world "tools" "postgres" "psql" "idp") build-validator
+    cargo run --release -q -p pgrator-e2e --bin bench-validator
+
+# Benchmark of the pure token library (criterion): validation of warm RS256, ES256 and EdDSA tokens, JWKS parsing.
+bench-token:
+    cargo bench -p pgrator-token --bench validate
+
+# Both benchmarks.
+bench: bench-token bench-validator
+
 # Formatting and lints (warnings are errors).
 lint: (world "tools" "postgres")
     cargo fmt --all --check
