@@ -137,7 +137,7 @@ fn every_class_of_bad_token_is_refused_with_its_reason() {
     // Not a token at all, or too large to look at.
     assert_refused(&db, "not a JWT", "not-a-jwt", "malformed");
     assert_refused(&db, "three garbage segments", "e30x.e30y.zzzz", "malformed");
-    let header_payload = good.rsplitn(2, '.').nth(1).expect("a JWS");
+    let (header_payload, _) = good.rsplit_once('.').expect("a JWS");
     let oversized = format!("{header_payload}{}.sig", "A".repeat(20 * 1024));
     assert_refused(&db, "oversized", &oversized, "oversized");
     assert_refused(&db, "oversized opaque", &"x".repeat(20 * 1024), "oversized");

@@ -1,0 +1,7 @@
+//! The pgrator operator: `Postgres` (data.nais.io/v1) to a complete CloudNativePG database.
+//!
+//! `api` holds the custom resource types; the schema the API server enforces (OpenAPI and CEL rules) is generated
+//! from them (`pgrator-crdgen`, committed under `deploy/crds/`).
+#![forbid(unsafe_code)]
+
+pub mod api;
