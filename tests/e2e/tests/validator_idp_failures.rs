@@ -84,7 +84,9 @@ fn a_dead_idp_with_a_cold_cache_refuses_fast_with_a_clear_log_line() {
     let before = db.pg.log_len();
     let (result, took) = login(&db, &token);
     assert!(result.is_err(), "logged in without keys");
-    assert!(took < Duration::from_secs(2), "refusing took {took:?}");
+    // Two connections (libpq's discovery, then the token) on a shared 2-core machine: fast means seconds at most,
+    // not the HTTP timeout times retries.
+    assert!(took < Duration::from_secs(3), "refusing took {took:?}");
     let log = db.pg.log_since(before);
     assert!(
         log.contains("[idp_error]") && log.contains("fetching"),
