@@ -186,7 +186,7 @@ fn a_dead_idp_with_a_warm_cache_still_lets_valid_tokens_in() {
         "a valid token while the IdP is down"
     );
     assert!(
-        took < Duration::from_secs(1),
+        took < Duration::from_secs(3),
         "the login waited on the dead IdP: {took:?}"
     );
 }
