@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use pgrator_world::idp::{Idp, IdpConfig, defaults, scope_project_audience};
+use pgrator_world::libpq::TokenClient;
 use pgrator_world::postgres::{PgConfig, Postgres, conf_quote};
 use pgrator_world::psql::{OAuthConnect, Psql, PsqlOutcome};
 
@@ -166,6 +167,31 @@ impl OAuthDb {
             client_id: client_id.to_string(),
             scope: None,
         }
+    }
+
+    /// A token like the device flow gives alice for psql (audience and scopes the HBA line demands), minted by
+    /// the IdP with `overrides` applied to its mint request (see tests/world/idp/README.md).
+    pub fn mint_for_alice(&self, overrides: serde_json::Value) -> Result<String> {
+        let mut request = serde_json::json!({
+            "user": defaults::ALICE,
+            "client_id": defaults::PSQL,
+            "aud": [defaults::PSQL, defaults::PROJECT_ID],
+            "scope": hba_scope(),
+        });
+        if let (Some(r), Some(o)) = (request.as_object_mut(), overrides.as_object()) {
+            r.extend(o.clone());
+        }
+        Ok(self.idp.mint(&request)?.access_token)
+    }
+
+    /// Logs in as `role` presenting `token` (libpq, no device flow); the session user, or libpq's error.
+    pub fn token_login(&self, role: &str, token: &str) -> std::result::Result<String, String> {
+        let client = TokenClient::load().map_err(|e| e.to_string())?;
+        let conn = client.connect(
+            &self.connect_as(role, defaults::PSQL).conninfo(),
+            token.as_bytes(),
+        )?;
+        conn.query_one("SELECT current_user")
     }
 
     /// Runs `sql` with the real psql as `role`; the device code psql prints is approved at the IdP as `person`.

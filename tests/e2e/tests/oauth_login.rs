@@ -71,24 +71,14 @@ fn login_as_a_role_the_map_does_not_give_that_person_is_refused() {
 /// Tokens sent by a libpq client (no device flow): the validator checks the signature against the IdP's JWKS.
 mod signature {
     use super::*;
-    use pgrator_e2e::oauth_db::hba_scope;
-    use pgrator_world::idp::defaults::{PROJECT_ID, PSQL};
-    use pgrator_world::libpq::TokenClient;
     use serde_json::json;
 
     fn mint(db: &OAuthDb, extra: serde_json::Value) -> String {
-        let mut req = json!({"user": ALICE, "client_id": PSQL, "aud": [PSQL, PROJECT_ID], "scope": hba_scope()});
-        if let (Some(r), Some(e)) = (req.as_object_mut(), extra.as_object()) {
-            r.extend(e.clone());
-        }
-        db.idp.mint(&req).expect("mint a token").access_token
+        db.mint_for_alice(extra).expect("mint a token")
     }
 
     fn login(db: &OAuthDb, token: &str) -> Result<String, String> {
-        let client = TokenClient::load().expect("load libpq");
-        let conninfo = db.connect_as("alice", PSQL).conninfo();
-        let conn = client.connect(&conninfo, token.as_bytes())?;
-        conn.query_one("SELECT current_user")
+        db.token_login("alice", token)
     }
 
     #[test]

@@ -5,9 +5,9 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use pgrator_e2e::oauth_db::{OAuthDb, hba_scope};
+use pgrator_e2e::oauth_db::OAuthDb;
 use pgrator_world::idp::Fault;
-use pgrator_world::idp::defaults::{ALICE, ALICE_SUB, PROJECT_ID, PSQL};
+use pgrator_world::idp::defaults::{ALICE_SUB, PSQL};
 use pgrator_world::libpq::TokenClient;
 use pgrator_world::postgres::PgConfig;
 use serde_json::json;
@@ -23,10 +23,7 @@ fn db(config: PgConfig) -> OAuthDb {
 }
 
 fn token(db: &OAuthDb) -> String {
-    db.idp
-        .mint(&json!({"user": ALICE, "client_id": PSQL, "aud": [PSQL, PROJECT_ID], "scope": hba_scope()}))
-        .expect("mint")
-        .access_token
+    db.mint_for_alice(json!({})).expect("mint")
 }
 
 /// Logs in with `token` on another thread; the receiver gets (result, time taken).
@@ -105,19 +102,20 @@ fn a_hanging_idp_ends_the_login_on_the_http_timeout() {
     let before = db.pg.log_len();
     let (result, took) = login(&db, &token);
     assert!(result.is_err(), "logged in without keys");
-    assert!(
-        took >= Duration::from_millis(1400),
-        "gave up before the timeout: {took:?}"
-    );
-    assert!(
-        took < Duration::from_millis(1500 + 1500),
-        "the login outlived the timeout: {took:?}"
-    );
     let log = db.pg.log_since(before);
+    assert!(log.contains("[idp_error]"), "log:\n{log}");
+    // The validator's own account of the wait: "timed out after N ms", N at the timeout, not beyond it.
+    let waited: u64 = log
+        .split("timed out after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("no 'timed out after N ms' in the log:\n{log}"));
     assert!(
-        log.contains("timed out") && log.contains("[idp_error]"),
-        "log:\n{log}"
+        (1500..2000).contains(&waited),
+        "waited {waited} ms for a 1500 ms timeout"
     );
+    assert!(took < Duration::from_secs(6), "the login hung: {took:?}");
 }
 
 #[test]
@@ -135,23 +133,28 @@ fn pg_terminate_backend_ends_a_login_stuck_on_the_idp_within_a_second() {
         .sql("postgres", &format!("SELECT pg_terminate_backend({pid})"))
         .expect("terminate");
     assert_eq!(ok, "t");
-    let (result, _) = pending
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the login ended");
+    // The backend is gone from the server within a second (measured on the server, not through the client).
+    let alive = |pid: i32| {
+        db.pg
+            .sql(
+                "postgres",
+                &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
+            )
+            .expect("query")
+            == "1"
+    };
+    while alive(pid) && killed_at.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let after_kill = killed_at.elapsed();
-    assert!(result.is_err(), "the terminated login succeeded");
     assert!(
         after_kill < Duration::from_secs(1),
         "the backend lived {after_kill:?} after pg_terminate_backend"
     );
-    let gone = db
-        .pg
-        .sql(
-            "postgres",
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
-        )
-        .expect("query");
-    assert_eq!(gone, "0");
+    let (result, _) = pending
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the login ended");
+    assert!(result.is_err(), "the terminated login succeeded");
 }
 
 #[test]
@@ -163,10 +166,17 @@ fn authentication_timeout_ends_a_login_stuck_on_the_idp() {
     db.idp
         .fault(Fault::Hang, &[KEYS])
         .expect("make the keys endpoint hang");
+    let before = db.pg.log_len();
     let (result, took) = login(&db, &token);
     assert!(result.is_err(), "logged in without keys");
+    // PostgreSQL's own timeout ended the wait inside the validator (not our 30 s HTTP timeout).
+    let log = db.pg.log_since(before);
     assert!(
-        took < Duration::from_secs(2 + 1),
+        log.contains("canceling authentication due to timeout"),
+        "not ended by authentication_timeout:\n{log}"
+    );
+    assert!(
+        took < Duration::from_secs(2 + 3),
         "the login outlived authentication_timeout: {took:?}"
     );
 }

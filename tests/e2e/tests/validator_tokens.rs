@@ -3,9 +3,8 @@
 //! Tokens are minted by the test IdP (signed with its real keys unless a case says otherwise) and presented by a
 //! libpq client, the same libpq psql uses.
 
-use pgrator_e2e::oauth_db::{OAuthDb, hba_scope};
-use pgrator_world::idp::defaults::{ALICE, ALICE_SUB, PROJECT_ID, PSQL};
-use pgrator_world::libpq::TokenClient;
+use pgrator_e2e::oauth_db::OAuthDb;
+use pgrator_world::idp::defaults::ALICE_SUB;
 use pgrator_world::postgres::PgConfig;
 use serde_json::{Value, json};
 
@@ -17,21 +16,12 @@ fn db(config: PgConfig) -> OAuthDb {
     db
 }
 
-/// A token like the device flow gives alice, with `extra` overriding the IdP's mint request.
 fn mint(db: &OAuthDb, extra: Value) -> String {
-    let mut req =
-        json!({"user": ALICE, "client_id": PSQL, "aud": [PSQL, PROJECT_ID], "scope": hba_scope()});
-    if let (Some(r), Some(e)) = (req.as_object_mut(), extra.as_object()) {
-        r.extend(e.clone());
-    }
-    db.idp.mint(&req).expect("mint a token").access_token
+    db.mint_for_alice(extra).expect("mint a token")
 }
 
-/// Logs in as alice with `token`; returns the session user or libpq's error.
 fn login(db: &OAuthDb, token: &str) -> Result<String, String> {
-    let client = TokenClient::load().expect("load libpq");
-    let conn = client.connect(&db.connect_as("alice", PSQL).conninfo(), token.as_bytes())?;
-    conn.query_one("SELECT current_user")
+    db.token_login("alice", token)
 }
 
 /// The login is refused and the server log says why with `[code]`, without the token or its signature.
