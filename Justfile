@@ -5,7 +5,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 cache := env("PGRATOR_CACHE", env("HOME") / ".cache/pgrator")
 # Cargo builds live outside the clone, so a fresh clone (CI) reuses them.
 export CARGO_TARGET_DIR := env("CARGO_TARGET_DIR", cache / "cargo-target")
-export PGRX_PG_CONFIG_PATH := `grep -s '^PGRX_PG_CONFIG_PATH=' "${PGRATOR_CACHE:-$HOME/.cache/pgrator}/world.env" | tail -n1 | cut -d= -f2- || true`
+# pgrx finds PostgreSQL 18 through PGRX_PG_CONFIG_PATH, which exists only once the `postgres` part is installed:
+# recipes that build the module read it when they run (not when just starts, which may be before the install).
+pg_config := "$(grep '^PGRX_PG_CONFIG_PATH=' \"" + cache + "/world.env\" | tail -n1 | cut -d= -f2-)"
 # Where the validator module is put, named as PostgreSQL loads it (oauth_validator_libraries = 'pgrator_validator').
 export PGRATOR_VALIDATOR_LIB := CARGO_TARGET_DIR / "pgrator/lib/pgrator_validator.so"
 
@@ -21,7 +23,7 @@ world *parts:
 build-validator: (world "tools" "postgres")
     #!/usr/bin/env bash
     set -euo pipefail
-    export PGRX_PG_CONFIG_PATH="$(grep '^PGRX_PG_CONFIG_PATH=' "{{cache}}/world.env" | tail -n1 | cut -d= -f2-)"
+    export PGRX_PG_CONFIG_PATH="{{pg_config}}"
     cargo build --release -p pgrator-validator
     mkdir -p "$(dirname "$PGRATOR_VALIDATOR_LIB")"
     install -m 0644 "$CARGO_TARGET_DIR/release/libpgrator_validator.so" "$PGRATOR_VALIDATOR_LIB.tmp"
@@ -47,7 +49,7 @@ bench: bench-token bench-validator
 # Formatting and lints (warnings are errors).
 lint: (world "tools" "postgres")
     cargo fmt --all --check
-    cargo clippy --workspace --all-targets -- -D warnings
+    PGRX_PG_CONFIG_PATH="{{pg_config}}" cargo clippy --workspace --all-targets -- -D warnings
 
 # Every test: lints, unit and property tests, and the end-to-end tests against the real parts.
 # (The validator module is a PostgreSQL plugin: it is tested loaded into PostgreSQL, by the e2e tests.)
