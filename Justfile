@@ -39,12 +39,18 @@ demo: world build-validator
 bench-validator: (world "tools" "postgres" "psql" "idp") build-validator
     cargo run --release -q -p pgrator-e2e --bin bench-validator
 
+# The operator at scale: 1000 Postgres objects (PGRATOR_BENCH_POSTGRES) to converged, time, peak memory and API
+# requests per no-op reconcile; the release binary as its own process against the real kube-apiserver.
+bench-operator: (world "tools" "kube" "crds")
+    cargo build --release -q -p pgrator-operator --bin pgrator-operator
+    cargo run --release -q -p pgrator-e2e --bin bench-operator -- "$CARGO_TARGET_DIR/release/pgrator-operator"
+
 # Benchmark of the pure token library (criterion): validation of warm RS256, ES256 and EdDSA tokens, JWKS parsing.
 bench-token:
     cargo bench -p pgrator-token --bench validate
 
 # Both benchmarks.
-bench: bench-token bench-validator
+bench: bench-token bench-validator bench-operator
 
 # Formatting and lints (warnings are errors).
 lint: (world "tools" "postgres")
@@ -76,6 +82,11 @@ kube-down:
 # kubectl of the server's version against the control plane of `just kube-up`: `just kubectl get crds`.
 kubectl *args:
     @"$(grep '^PGRATOR_KUBE_BIN_DIR=' "{{cache}}/world.env" | tail -n1 | cut -d= -f2-)/kubectl" --kubeconfig "{{cache}}/kube-up/data/kubeconfig" {{args}}
+
+# Regenerate the committed generated files (the Postgres CRD, the install manifests); CI fails when they drift.
+generate:
+    cargo run -q -p pgrator-operator --bin pgrator-crdgen > operator/deploy/crds/postgres.yaml
+    cargo run -q -p pgrator-operator --bin pgrator-operator -- manifests > operator/deploy/install.yaml
 
 # Format the code.
 fmt:

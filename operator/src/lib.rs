@@ -5,3 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod config;
+pub mod controller;
+pub mod desired;
+pub mod manifests;
+pub mod names;
+pub mod quantity;

@@ -1,16 +1,32 @@
-//! The committed CRD (operator/deploy/crds/postgres.yaml) is exactly what the Rust types generate.
-//! Regenerate with `cargo run -p pgrator-operator --bin pgrator-crdgen > operator/deploy/crds/postgres.yaml`.
+//! The committed generated files are exactly what the code generates: the CRD
+//! (`operator/deploy/crds/postgres.yaml`) and the install manifests (`operator/deploy/install.yaml`).
+//! Regenerate both with `just generate`.
 
 use kube::CustomResourceExt;
 use pgrator_operator::api::Postgres;
+use pgrator_operator::manifests::{Install, install, to_yaml};
+
+fn assert_committed(relative: &str, generated: &str) {
+    let path = format!("{}/{relative}", env!("CARGO_MANIFEST_DIR"));
+    let committed = std::fs::read_to_string(&path).expect("read the committed file");
+    assert!(
+        generated == committed,
+        "{path} is out of date: run `just generate`"
+    );
+}
 
 #[test]
 fn committed_crd_matches_the_types() {
     let generated = serde_yaml::to_string(&Postgres::crd()).expect("serialize the CRD");
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/crds/postgres.yaml");
-    let committed = std::fs::read_to_string(path).expect("read the committed CRD");
-    assert!(
-        generated == committed,
-        "{path} is out of date: run `cargo run -p pgrator-operator --bin pgrator-crdgen > operator/deploy/crds/postgres.yaml`"
-    );
+    assert_committed("deploy/crds/postgres.yaml", &generated);
+}
+
+#[test]
+fn committed_install_manifests_match_the_code() {
+    let objects = install(&Install {
+        namespace: "pgrator-system",
+        image: "registry.example.com/pgrator/pgrator-operator:0.1.0",
+        config_yaml: include_str!("../deploy/config.example.yaml"),
+    });
+    assert_committed("deploy/install.yaml", &to_yaml(&objects).expect("YAML"));
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
     shortname = "pg",
     namespaced,
     status = "PostgresStatus",
+    validation = Rule::new("self.metadata.name.size() <= 40 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("the name of a Postgres must be at most 40 lowercase letters, digits and '-', starting with a letter (its database objects are named after it)"),
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Instances","type":"string","jsonPath":".status.instances"}"#,
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".spec.cluster.majorVersion"}"#,
@@ -130,6 +131,9 @@ pub struct MaintenanceWindow {
 pub struct PostgresStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Ready, Progressing or Degraded: the conditions in one word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Ready instances out of desired, e.g. `2/2`.

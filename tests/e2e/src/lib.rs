@@ -2,3 +2,4 @@
 //! demo) share.
 
 pub mod oauth_db;
+pub mod operator;

@@ -1,7 +1,6 @@
 //! The Postgres CRD generated from the operator's types, installed in the real API server: a good object is
 //! stored, and every kind of bad object is refused with a message that tells the user what to fix.
 
-use kube::CustomResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use pgrator_operator::api::Postgres;
 use pgrator_world::kube::ControlPlane;
@@ -13,33 +12,7 @@ fn plane() -> &'static ControlPlane {
 }
 
 async fn install_crd(client: &kube::Client) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = Postgres::crd();
-    crds.patch(
-        "postgres.data.nais.io",
-        &PatchParams::apply("pgrator-test").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("install the Postgres CRD");
-    for _ in 0..100 {
-        let c = crds
-            .get("postgres.data.nais.io")
-            .await
-            .expect("read the CRD");
-        let established = c
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        if established {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the Postgres CRD never became Established");
+    pgrator_e2e::operator::install_crds(client).await;
 }
 
 fn postgres(name: &str, cluster: Value, extra: Value) -> Value {
@@ -150,6 +123,11 @@ async fn the_api_server_refuses_bad_postgres_objects_with_readable_messages() {
                 json!({"maintenanceWindow": {"day": 8, "hour": 1}}),
             ),
             "maintenanceWindow.day must be 1 (Monday) to 7 (Sunday)",
+        ),
+        (
+            "a name longer than 40 characters",
+            postgres(&"n".repeat(41), cluster(), json!({})),
+            "the name of a Postgres must be at most 40",
         ),
     ] {
         let message = refusal(&raw, object).await;

@@ -240,6 +240,12 @@ impl ControlPlane {
     /// A kube-rs client authenticated as the cluster admin. Call it inside a tokio runtime (the client spawns
     /// its connection worker there).
     pub async fn client(&self) -> Result<kube::Client> {
+        let config = self.config().await?;
+        kube::Client::try_from(config).map_err(|e| kube_error("building the client".to_string(), e))
+    }
+
+    /// The cluster admin's client configuration (to build a client of one's own, e.g. with a counting layer).
+    pub async fn config(&self) -> Result<kube::Config> {
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)
             .map_err(|e| kube_config_error(format!("reading {}", self.kubeconfig.display()), e))?;
         let config = kube::Config::from_custom_kubeconfig(
@@ -248,7 +254,7 @@ impl ControlPlane {
         )
         .await
         .map_err(|e| kube_config_error("loading the kubeconfig".to_string(), e))?;
-        kube::Client::try_from(config).map_err(|e| kube_error("building the client".to_string(), e))
+        Ok(config)
     }
 
     /// `https://127.0.0.1:<port>` of the API server.

@@ -1,0 +1,94 @@
+//! `PostgresAccess` (data.nais.io/v1): one person's time-limited access to one database. Made by the access API
+//! (or by hand by a platform admin), immutable once created, and ended by the clock, not by anyone remembering.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// A grant of personal access to a Postgres in the same namespace.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "data.nais.io",
+    version = "v1",
+    kind = "PostgresAccess",
+    plural = "postgresaccesses",
+    singular = "postgresaccess",
+    shortname = "pga",
+    namespaced,
+    status = "PostgresAccessStatus",
+    printcolumn = r#"{"name":"Postgres","type":"string","jsonPath":".spec.postgres"}"#,
+    printcolumn = r#"{"name":"Who","type":"string","jsonPath":".spec.identity.email"}"#,
+    printcolumn = r#"{"name":"Level","type":"string","jsonPath":".spec.level"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Role","type":"string","jsonPath":".status.roleName"}"#,
+    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".spec.expiresAt"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self == oldSelf").message("a PostgresAccess cannot be changed once created; delete it and request a new one"))]
+pub struct PostgresAccessSpec {
+    /// The Postgres (in this namespace) the access is to.
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("postgres must be the name of a Postgres in this namespace"))]
+    #[schemars(length(min = 1, max = 40))]
+    pub postgres: String,
+    pub identity: Identity,
+    pub level: AccessLevel,
+    /// Why the access is needed (kept in the audit trail).
+    #[x_kube(validation = Rule::new("self.trim().size() >= 10").message("reason must say why, in at least 10 characters"))]
+    #[schemars(length(max = 500))]
+    pub reason: String,
+    /// When the access ends (RFC 3339); at most the platform's maximum after creation.
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$')").message("expiresAt must be an RFC 3339 time such as 2026-11-24T16:00:00Z"))]
+    #[schemars(length(max = 40))]
+    pub expires_at: String,
+}
+
+/// The person, as the IdP knows them.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Identity {
+    /// The IdP's subject (`sub`): what the validator returns as the login identity.
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9._@:-]+$')").message("identity.subject must be the IdP subject (letters, digits and . _ @ : -)"))]
+    #[schemars(length(min = 1, max = 255))]
+    pub subject: String,
+    /// The e-mail, for people to read (never used to decide anything).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 254))]
+    pub email: Option<String>,
+}
+
+/// What the person may do.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLevel {
+    /// Read every table.
+    Read,
+    /// Read and write every table.
+    Readwrite,
+    /// What the application's owner role may do (DDL included).
+    Admin,
+}
+
+impl AccessLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessLevel::Read => "read",
+            AccessLevel::Readwrite => "readwrite",
+            AccessLevel::Admin => "admin",
+        }
+    }
+}
+
+/// Where the access stands.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresAccessStatus {
+    /// Pending, Active, Expired or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The personal database role to log in as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,130 @@
+//! The install manifests, generated from code so they cannot drift from what the operator does: the CRDs, a
+//! service account with least-privilege RBAC (exactly the kinds and verbs the reconciler uses), the leader lease
+//! Role, and the Deployment. `pgrator-operator manifests` prints them; `operator/deploy/install.yaml` is committed
+//! and a test fails when it is out of date.
+
+use kube::CustomResourceExt;
+use serde_json::{Value, json};
+
+use crate::api::Postgres;
+use crate::desired::kinds;
+
+/// Where and what to install.
+pub struct Install<'a> {
+    pub namespace: &'a str,
+    pub image: &'a str,
+    pub config_yaml: &'a str,
+}
+
+const NAME: &str = "pgrator-operator";
+const WRITE: [&str; 6] = ["get", "list", "watch", "create", "patch", "delete"];
+
+/// Every object of the installation, in apply order.
+pub fn install(i: &Install<'_>) -> Vec<Value> {
+    let labels = json!({"app.kubernetes.io/name": NAME, "app.kubernetes.io/managed-by": "pgrator"});
+    let mut objects = vec![serde_json::to_value(Postgres::crd()).unwrap_or_default()];
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": i.namespace, "labels": labels},
+    }));
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": NAME, "namespace": i.namespace, "labels": labels},
+    }));
+    objects.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": NAME, "labels": labels},
+        "rules": cluster_rules(),
+    }));
+    objects.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": NAME, "labels": labels},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
+        "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": i.namespace}],
+    }));
+    objects.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": format!("{NAME}-leader"), "namespace": i.namespace, "labels": labels},
+        "rules": [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}],
+    }));
+    objects.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": format!("{NAME}-leader"), "namespace": i.namespace, "labels": labels},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": format!("{NAME}-leader")},
+        "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": i.namespace}],
+    }));
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": format!("{NAME}-config"), "namespace": i.namespace, "labels": labels},
+        "data": {"config.yaml": i.config_yaml},
+    }));
+    objects.push(deployment(i, &labels));
+    objects
+}
+
+/// The cluster-wide rules: our own resources, and exactly the verbs the reconciler uses on each dependent kind.
+pub fn cluster_rules() -> Vec<Value> {
+    let mut rules = vec![
+        json!({"apiGroups": ["data.nais.io"], "resources": ["postgres"], "verbs": ["get", "list", "watch", "patch", "update"]}),
+        json!({"apiGroups": ["data.nais.io"], "resources": ["postgres/status"], "verbs": ["get", "patch", "update"]}),
+        json!({"apiGroups": ["data.nais.io"], "resources": ["postgres/finalizers"], "verbs": ["update"]}),
+        json!({"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}),
+    ];
+    let mut seen = Vec::new();
+    for group in kinds::ALL.iter().map(|k| k.group) {
+        if seen.contains(&group) {
+            continue;
+        }
+        seen.push(group);
+        let resources: Vec<&str> = kinds::ALL
+            .iter()
+            .filter(|k| k.group == group)
+            .map(|k| k.plural)
+            .collect();
+        rules.push(json!({"apiGroups": [group], "resources": resources, "verbs": WRITE}));
+    }
+    rules
+}
+
+fn deployment(i: &Install<'_>, labels: &Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": NAME, "namespace": i.namespace, "labels": labels},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": NAME,
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [{
+                        "name": "operator",
+                        "image": i.image,
+                        "args": ["run", "--config", "/etc/pgrator/config.yaml", "--lease-namespace", i.namespace, "--log-json"],
+                        "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                        "ports": [{"name": "metrics", "containerPort": 8080}],
+                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10},
+                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
+                        "volumeMounts": [{"name": "config", "mountPath": "/etc/pgrator", "readOnly": true}],
+                    }],
+                    "volumes": [{"name": "config", "configMap": {"name": format!("{NAME}-config")}}],
+                },
+            },
+        },
+    })
+}
+
+/// The manifests as one multi-document YAML text.
+pub fn to_yaml(objects: &[Value]) -> Result<String, serde_yaml::Error> {
+    let mut out = String::from(
+        "# Generated by `pgrator-operator manifests` (just generate): do not edit by hand.\n",
+    );
+    for o in objects {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(o)?);
+    }
+    Ok(out)
+}

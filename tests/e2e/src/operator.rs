@@ -1,0 +1,168 @@
+//! The operator under test: the real reconciler running in this process against the test world's real
+//! kube-apiserver (with the real CNPG, barman, prometheus-operator and Config Connector CRDs), scoped to one
+//! namespace so that tests running side by side do not see each other's objects.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use pgrator_operator::api::Postgres;
+use pgrator_operator::config::OperatorConfig;
+use pgrator_operator::controller::{self, RunOptions, leader::LeaseConfig, metrics::Metrics};
+use pgrator_operator::desired::Kind;
+use pgrator_world::kube::ControlPlane;
+use tokio::sync::oneshot;
+
+/// The configuration every operator test uses: the example shipped with the operator.
+pub fn example_config() -> OperatorConfig {
+    let text = include_str!("../../../operator/deploy/config.example.yaml");
+    OperatorConfig::from_yaml(text).expect("the example configuration is valid")
+}
+
+/// The shared control plane of this test binary.
+pub fn plane() -> &'static ControlPlane {
+    ControlPlane::shared()
+        .unwrap_or_else(|e| panic!("the Kubernetes control plane must start: {e}"))
+}
+
+/// Installs (server-side apply) the operator's CRDs and waits until they are served.
+pub async fn install_crds(client: &kube::Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = Postgres::crd();
+    let name = "postgres.data.nais.io";
+    crds.patch(
+        name,
+        &PatchParams::apply("pgrator-test").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("install the Postgres CRD");
+    wait_for(
+        "the Postgres CRD to be Established",
+        Duration::from_secs(20),
+        || async {
+            let c = crds.get(name).await.ok()?;
+            c.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// Polls `probe` every 100 ms until it returns Some, or fails the test naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A running operator; stopping it (or dropping it) ends its loop.
+pub struct Operator {
+    pub metrics: Arc<Metrics>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), controller::leader::LeaderError>>>,
+}
+
+impl Operator {
+    /// Starts an operator watching `namespace`, with a leader lease there when `identity` is given.
+    pub async fn start(namespace: &str, identity: Option<&str>) -> Operator {
+        Self::start_with(namespace, identity, example_config()).await
+    }
+
+    pub async fn start_with(
+        namespace: &str,
+        identity: Option<&str>,
+        config: OperatorConfig,
+    ) -> Operator {
+        let metrics = Arc::new(Metrics::default());
+        let kube_config = plane().config().await.expect("client configuration");
+        let client = controller::client::counted_client(kube_config, metrics.clone())
+            .expect("the operator's client");
+        let options = RunOptions {
+            lease: identity.map(|id| {
+                let mut lease = LeaseConfig::new(namespace, id);
+                // Short terms so the take-over test does not wait long; renewals stay well inside them.
+                lease.lease_duration = Duration::from_secs(6);
+                lease.renew_deadline = Duration::from_secs(4);
+                lease.renew_every = Duration::from_millis(500);
+                lease
+            }),
+            instance: identity.map(str::to_owned),
+            concurrency: 8,
+            namespace: Some(namespace.to_owned()),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(controller::run(
+            client,
+            Arc::new(config),
+            metrics.clone(),
+            options,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Operator {
+            metrics,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Graceful stop: reconciles in flight finish, the lease is given up.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+        }
+    }
+
+    /// Abrupt stop, as a killed process: the task is dropped wherever it is.
+    pub fn kill(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.metrics.leader.get() == 1
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The live object of `kind` named `name`, if any.
+pub async fn get(
+    client: &kube::Client,
+    namespace: &str,
+    kind: Kind,
+    name: &str,
+) -> Option<DynamicObject> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &kind.api_resource());
+    api.get_opt(name).await.expect("read an object")
+}
