@@ -85,7 +85,7 @@ kubectl *args:
 
 # Regenerate the committed generated files (the Postgres CRD, the install manifests); CI fails when they drift.
 generate:
-    cargo run -q -p pgrator-operator --bin pgrator-crdgen > operator/deploy/crds/postgres.yaml
+    cargo run -q -p pgrator-operator --bin pgrator-crdgen operator/deploy/crds
     cargo run -q -p pgrator-operator --bin pgrator-operator -- manifests > operator/deploy/install.yaml
 
 # Format the code.

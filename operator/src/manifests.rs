@@ -3,10 +3,8 @@
 //! Role, and the Deployment. `pgrator-operator manifests` prints them; `operator/deploy/install.yaml` is committed
 //! and a test fails when it is out of date.
 
-use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
-use crate::api::Postgres;
 use crate::desired::kinds;
 
 /// Where and what to install.
@@ -22,7 +20,10 @@ const WRITE: [&str; 6] = ["get", "list", "watch", "create", "patch", "delete"];
 /// Every object of the installation, in apply order.
 pub fn install(i: &Install<'_>) -> Vec<Value> {
     let labels = json!({"app.kubernetes.io/name": NAME, "app.kubernetes.io/managed-by": "pgrator"});
-    let mut objects = vec![serde_json::to_value(Postgres::crd()).unwrap_or_default()];
+    let mut objects: Vec<Value> = crate::api::crds()
+        .into_iter()
+        .map(|(_, crd)| serde_json::to_value(crd).unwrap_or_default())
+        .collect();
     objects.push(json!({
         "apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": i.namespace, "labels": labels},
@@ -68,6 +69,10 @@ pub fn cluster_rules() -> Vec<Value> {
         json!({"apiGroups": ["data.nais.io"], "resources": ["postgres"], "verbs": ["get", "list", "watch", "patch", "update"]}),
         json!({"apiGroups": ["data.nais.io"], "resources": ["postgres/status"], "verbs": ["get", "patch", "update"]}),
         json!({"apiGroups": ["data.nais.io"], "resources": ["postgres/finalizers"], "verbs": ["update"]}),
+        // Personal access: the access API creates them, the operator reports their status.
+        json!({"apiGroups": ["data.nais.io"], "resources": ["postgresaccesses"], "verbs": ["get", "list", "watch", "create"]}),
+        json!({"apiGroups": ["data.nais.io"], "resources": ["postgresaccesses/status"], "verbs": ["get", "patch", "update"]}),
+        json!({"apiGroups": ["postgresql.cnpg.io"], "resources": ["databaseroles"], "verbs": WRITE}),
         json!({"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}),
     ];
     let mut seen = Vec::new();

@@ -7,27 +7,30 @@ use std::path::Path;
 
 use pgrator_operator::api::Postgres;
 use pgrator_operator::config::OperatorConfig;
-use pgrator_operator::desired::{IdentLine, desired};
+use pgrator_operator::desired::{OpenGrant, desired};
 use serde_json::Value;
 
 const CASES: [&str; 3] = ["small", "ha-audit", "long-name"];
 
 fn render(case: &str) -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(case);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(case);
     let text = std::fs::read_to_string(dir.join("postgres.yaml")).expect("read the fixture");
     let postgres: Postgres = serde_yaml::from_str(&text).expect("the fixture is a Postgres");
     let config = OperatorConfig::from_yaml(include_str!("../deploy/config.example.yaml"))
         .expect("the example configuration");
     // One case with a personal access line, to show where it lands.
-    let ident = if case == "small" {
-        vec![IdentLine {
-            identity: "310000000000000001".into(),
+    let grants = if case == "small" {
+        vec![OpenGrant {
             role: "p_alice_read_1a2b3c4d".into(),
+            subject: "310000000000000001".into(),
+            until: 1_795_000_000,
         }]
     } else {
         Vec::new()
     };
-    desired(&postgres, &config, &ident)
+    desired(&postgres, &config, &grants)
         .expect("desired objects")
         .into_iter()
         .map(|child| {
@@ -57,7 +60,9 @@ fn desired_objects_match_the_golden_files() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut stale = Vec::new();
     for case in CASES {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(case);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(case);
         let rendered = render(case);
         let wanted: BTreeSet<String> = rendered.iter().map(|(f, _)| f.clone()).collect();
         for (file, text) in &rendered {
@@ -69,7 +74,11 @@ fn desired_objects_match_the_golden_files() {
             }
         }
         for entry in std::fs::read_dir(&dir).expect("list the case") {
-            let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+            let name = entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
             if name != "postgres.yaml" && !wanted.contains(&name) {
                 if update {
                     std::fs::remove_file(dir.join(&name)).expect("remove a stale golden file");

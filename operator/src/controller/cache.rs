@@ -17,7 +17,14 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::api::Postgres;
-use crate::desired::{Kind, kinds};
+use crate::desired::{Kind, access, kinds};
+
+/// Every kind the cache follows: the Postgres's dependents and the personal roles of its grants.
+fn watched() -> Vec<Kind> {
+    let mut all = kinds::ALL.to_vec();
+    all.push(access::DATABASE_ROLE);
+    all
+}
 use crate::names::{MANAGED_BY, MANAGER, POSTGRES_LABEL};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -121,7 +128,8 @@ impl ChildCache {
     /// every existing object for missing).
     pub async fn synced(&self) {
         let mut rx = self.synced.subscribe();
-        let _ = rx.wait_for(|n| *n >= kinds::ALL.len()).await;
+        let wanted = watched().len();
+        let _ = rx.wait_for(|n| *n >= wanted).await;
     }
 
     /// Watches every kind, keeps the cache, and sends the owning Postgres of each change to `triggers`.
@@ -133,14 +141,14 @@ impl ChildCache {
         namespace: Option<String>,
         triggers: UnboundedSender<ObjectRef<Postgres>>,
     ) {
-        let watches = kinds::ALL.iter().map(|kind| {
+        let watches = watched().into_iter().map(|kind| {
             let this = self.clone();
             let triggers = triggers.clone();
             let api: Api<DynamicObject> = match &namespace {
                 Some(ns) => Api::namespaced_with(client.clone(), ns, &kind.api_resource()),
                 None => Api::all_with(client.clone(), &kind.api_resource()),
             };
-            async move { this.watch_kind(api, *kind, triggers).await }
+            async move { this.watch_kind(api, kind, triggers).await }
         });
         futures::future::join_all(watches).await;
     }

@@ -5,12 +5,13 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::cache::ChildCache;
 use super::metrics::{SharedMetrics, StateLabels};
-use crate::api::Postgres;
+use crate::api::{Postgres, PostgresAccess};
 use crate::config::OperatorConfig;
+use crate::desired::access::{OpenGrant, open_grants};
 
 pub struct Context {
     pub client: kube::Client,
@@ -20,6 +21,10 @@ pub struct Context {
     pub recorder: Recorder,
     /// The clock (a function so tests of time-dependent behaviour can move it).
     pub now: fn() -> Timestamp,
+    /// Every PostgresAccess (the access controller's store), for the grants of each Postgres.
+    pub accesses: Store<PostgresAccess>,
+    /// Every Postgres (the Postgres controller's store), for the access controller.
+    pub postgres: Store<Postgres>,
     states: Mutex<HashMap<ObjectRef<Postgres>, &'static str>>,
 }
 
@@ -30,6 +35,7 @@ impl Context {
         cache: ChildCache,
         metrics: SharedMetrics,
         instance: Option<String>,
+        stores: (Store<PostgresAccess>, Store<Postgres>),
     ) -> Self {
         let recorder = Recorder::new(
             client.clone(),
@@ -45,8 +51,26 @@ impl Context {
             metrics,
             recorder,
             now: Timestamp::now,
+            accesses: stores.0,
+            postgres: stores.1,
             states: Mutex::default(),
         }
+    }
+
+    /// The open personal access grants of the Postgres `postgres` in `namespace`, now.
+    pub fn open_grants(&self, namespace: &str, postgres: &str) -> Vec<OpenGrant> {
+        let all = self.accesses.state();
+        let here: Vec<&PostgresAccess> = all
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|a| a.metadata.namespace.as_deref() == Some(namespace))
+            .collect();
+        open_grants(
+            &here,
+            postgres,
+            self.config.access.max_ttl_seconds,
+            (self.now)(),
+        )
     }
 
     /// Records the state of one Postgres (None when it is gone) and refreshes the per-state gauge.

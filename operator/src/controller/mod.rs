@@ -1,6 +1,7 @@
 //! The thin loop around the pure parts: watch Postgres objects and everything made for them, reconcile each
 //! (read from the cache, compute, apply what differs, write status), hold a leader lease, serve metrics.
 
+pub mod access;
 pub mod cache;
 pub mod client;
 pub mod context;
@@ -18,7 +19,10 @@ use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::{Controller, watcher};
 
-use crate::api::Postgres;
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::{Postgres, PostgresAccess};
 use crate::config::OperatorConfig;
 use cache::ChildCache;
 use context::Context;
@@ -67,23 +71,49 @@ pub async fn run(
     cache.synced().await;
     tracing::info!(objects = cache.len(), "cache of dependents synced");
 
+    let (postgres, accesses): (Api<Postgres>, Api<PostgresAccess>) = match &options.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let controller_config =
+        kube::runtime::controller::Config::default().concurrency(options.concurrency);
+    let access_controller = Controller::new(accesses.clone(), watcher::Config::default())
+        .with_config(controller_config.clone());
+    // A grant changes the pg_ident lines and the validator's list of its Postgres.
+    let postgres_controller = Controller::new(postgres, watcher::Config::default())
+        .with_config(controller_config)
+        .watches(
+            accesses,
+            watcher::Config::default(),
+            |grant: PostgresAccess| {
+                grant
+                    .namespace()
+                    .map(|ns| ObjectRef::new(&grant.spec.postgres).within(&ns))
+            },
+        )
+        .reconcile_on(trigger_stream);
     let cx = Arc::new(Context::new(
-        client.clone(),
+        client,
         config,
         cache,
         metrics.clone(),
         options.instance,
+        (access_controller.store(), postgres_controller.store()),
     ));
-    let postgres: Api<Postgres> = match &options.namespace {
-        Some(ns) => Api::namespaced(client, ns),
-        None => Api::all(client),
-    };
-    let controller = Controller::new(postgres, watcher::Config::default())
-        .with_config(kube::runtime::controller::Config::default().concurrency(options.concurrency))
-        .reconcile_on(trigger_stream)
+    let postgres_loop = postgres_controller
         .graceful_shutdown_on(shutdown.clone())
-        .run(reconcile::reconcile, reconcile::error_policy, cx)
+        .run(reconcile::reconcile, reconcile::error_policy, cx.clone())
         .for_each(|_| async {});
+    let access_loop = access_controller
+        .graceful_shutdown_on(shutdown.clone())
+        .run(access::reconcile, access::error_policy, cx)
+        .for_each(|_| async {});
+    let controller = async {
+        futures::future::join(postgres_loop, access_loop).await;
+    };
 
     let outcome = match &leader {
         Some(leader) => tokio::select! {

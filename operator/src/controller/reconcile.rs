@@ -20,7 +20,7 @@ use super::metrics::ApplyLabels;
 use super::status::{self, Observation};
 use crate::api::Postgres;
 use crate::desired::rollout::{self, LiveHealth};
-use crate::desired::{Child, IdentLine, desired, kinds};
+use crate::desired::{Child, access, desired, kinds};
 use crate::names::{FIELD_MANAGER, Names};
 
 /// The finalizer that lets the operator decide what happens to the data when a Postgres is deleted.
@@ -72,9 +72,9 @@ async fn apply(postgres: &Postgres, cx: &Context) -> Result<Action, Error> {
     let namespace = postgres.namespace().ok_or(Error::NoNamespace)?;
     let names = Names::new(&namespace, &postgres.name_any());
     let mut observed = Observation::default();
-    let ident: Vec<IdentLine> = Vec::new();
+    let grants = cx.open_grants(&namespace, &names.postgres);
 
-    let outcome = match desired(postgres, &cx.config, &ident) {
+    let outcome = match desired(postgres, &cx.config, &grants) {
         Err(e) => Err(Error::Spec(e)),
         Ok(children) => apply_children(postgres, cx, &names, children, &mut observed).await,
     };
@@ -118,11 +118,15 @@ async fn apply(postgres: &Postgres, cx: &Context) -> Result<Action, Error> {
     }
     cx.set_state(ObjectRef::from_obj(postgres), Some(state));
     outcome?;
-    Ok(Action::requeue(if state == "Ready" {
-        RESYNC
-    } else {
-        PROGRESS
-    }))
+    let mut next = if state == "Ready" { RESYNC } else { PROGRESS };
+    // Back exactly when the first open grant ends, to take its line out of the Cluster.
+    if let Some(until) = access::next_expiry(&grants) {
+        let left = until.saturating_sub((cx.now)().as_second()).max(0);
+        next = next.min(
+            Duration::from_secs(u64::try_from(left).unwrap_or(0)) + Duration::from_millis(200),
+        );
+    }
+    Ok(Action::requeue(next))
 }
 
 /// Applies every child that differs from its live version; goes on past a failure so that one broken kind does
@@ -198,7 +202,7 @@ async fn apply_children(
 }
 
 /// Applies one child if it differs; returns what was done and to which (kind, name) when it wrote.
-async fn apply_child(
+pub(crate) async fn apply_child(
     cx: &Context,
     child: Child,
     live: Option<&Value>,
@@ -314,7 +318,7 @@ async fn cleanup(postgres: &Postgres, cx: &Context) -> Result<Action, Error> {
 }
 
 /// A Kubernetes event on the Postgres; a failure to publish is logged, never fatal.
-async fn publish(
+pub(crate) async fn publish(
     cx: &Context,
     postgres: &Postgres,
     type_: EventType,

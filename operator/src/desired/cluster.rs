@@ -14,6 +14,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::access::{self, OpenGrant};
 use super::{Child, Context, DesiredError, IdentLine, kinds};
 use crate::api::postgres::StatementClass;
 use crate::quantity;
@@ -44,7 +45,7 @@ pub const ACCESS_ROLES: [(&str, &[&str], &str); 3] = [
     ),
 ];
 
-pub fn cluster(cx: &Context<'_>, ident: &[IdentLine]) -> Result<Child, DesiredError> {
+pub fn cluster(cx: &Context<'_>, grants: &[OpenGrant]) -> Result<Child, DesiredError> {
     let spec = &cx.postgres.spec;
     let c = &spec.cluster;
     let config = cx.config;
@@ -77,7 +78,7 @@ pub fn cluster(cx: &Context<'_>, ident: &[IdentLine]) -> Result<Child, DesiredEr
             "topologyKey": "kubernetes.io/hostname",
         },
         "bootstrap": { "initdb": initdb(cx) },
-        "postgresql": postgresql(cx, ident),
+        "postgresql": postgresql(cx, grants),
         "managed": { "roles": access_roles() },
         "plugins": [{
             "name": BARMAN_PLUGIN,
@@ -137,12 +138,18 @@ fn initdb(cx: &Context<'_>) -> Value {
     initdb
 }
 
-fn postgresql(cx: &Context<'_>, ident: &[IdentLine]) -> Value {
+fn postgresql(cx: &Context<'_>, grants: &[OpenGrant]) -> Value {
+    let mut parameters = parameters(cx);
+    // Always set (empty without grants), so the validator never falls back to an older list.
+    parameters.insert(
+        format!("{VALIDATOR_LIBRARY}.grants"),
+        json!(access::grants_setting(grants)),
+    );
     json!({
-        "parameters": parameters(cx),
+        "parameters": parameters,
         "shared_preload_libraries": [VALIDATOR_LIBRARY],
         "pg_hba": [oauth_hba_line(cx)],
-        "pg_ident": ident_lines(cx, ident),
+        "pg_ident": ident_lines(cx, &access::ident_lines(grants)),
         "extensions": [{
             "name": VALIDATOR_EXTENSION,
             "image": { "reference": cx.config.validator.image },
@@ -272,11 +279,11 @@ mod tests {
     use super::*;
     use crate::desired::tests::{SMALL, postgres};
 
-    fn spec_of(yaml: &str, ident: &[IdentLine]) -> Value {
+    fn spec_of(yaml: &str, grants: &[OpenGrant]) -> Value {
         let config = crate::config::tests::example();
         let pg = postgres(yaml);
         let cx = Context::new(&pg, &config).expect("context");
-        cluster(&cx, ident).expect("cluster").object.data["spec"].clone()
+        cluster(&cx, grants).expect("cluster").object.data["spec"].clone()
     }
 
     #[test]
@@ -329,18 +336,24 @@ mod tests {
     }
 
     #[test]
-    fn ident_lines_are_sorted_and_unique() {
-        let line = |i: &str, r: &str| IdentLine {
-            identity: i.into(),
+    fn open_grants_become_ident_lines_and_the_validators_list() {
+        let grant = |s: &str, r: &str| OpenGrant {
             role: r.into(),
+            subject: s.into(),
+            until: 1_800_000_000,
         };
-        let spec = spec_of(
-            SMALL,
-            &[line("2", "p_bob"), line("1", "p_alice"), line("2", "p_bob")],
-        );
+        let spec = spec_of(SMALL, &[grant("1", "p_alice"), grant("2", "p_bob")]);
         assert_eq!(
             spec["postgresql"]["pg_ident"],
             json!(["pgrator \"1\" p_alice", "pgrator \"2\" p_bob"])
+        );
+        assert_eq!(
+            spec["postgresql"]["parameters"]["pgrator_validator.grants"],
+            "p_alice 1 1800000000,p_bob 2 1800000000"
+        );
+        assert_eq!(
+            spec_of(SMALL, &[])["postgresql"]["parameters"]["pgrator_validator.grants"],
+            ""
         );
     }
 

@@ -25,6 +25,7 @@ use serde_json::Value;
 use crate::api::Postgres;
 use crate::config::OperatorConfig;
 use crate::names::Names;
+pub use access::OpenGrant;
 pub use kinds::Kind;
 
 /// One object to apply, with its kind.
@@ -119,16 +120,17 @@ impl<'a> Context<'a> {
     }
 }
 
-/// Every object the Postgres needs, in apply order. `ident` are the pg_ident lines of its active personal access.
+/// Every object the Postgres needs, in apply order. `grants` are its open personal access grants (pg_ident lines
+/// and the validator's list of grants).
 pub fn desired(
     postgres: &Postgres,
     config: &OperatorConfig,
-    ident: &[IdentLine],
+    grants: &[access::OpenGrant],
 ) -> Result<Vec<Child>, DesiredError> {
     let cx = Context::new(postgres, config)?;
     let mut children = gcp::objects(&cx);
     children.push(object_store::object_store(&cx));
-    children.push(cluster::cluster(&cx, ident)?);
+    children.push(cluster::cluster(&cx, grants)?);
     children.push(database::database(&cx));
     children.push(pooler::pooler(&cx));
     children.push(scheduled_backup::scheduled_backup(&cx));

@@ -126,11 +126,12 @@ fn keep_live(staged: &mut Value, live: &Value, pointer: &str) {
     }
 }
 
+/// The validator's configuration (staged with its image); the list of grants is data and always goes at once.
 fn is_validator_setting(key: &str) -> bool {
     key == "oauth_validator_libraries"
         || key
             .strip_prefix(VALIDATOR_LIBRARY)
-            .is_some_and(|rest| rest.starts_with('.'))
+            .is_some_and(|rest| rest.starts_with('.') && rest != ".grants")
 }
 
 fn validator_settings(cluster: &Value) -> Map<String, Value> {

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use pgrator_operator::api::Postgres;
 use pgrator_operator::config::OperatorConfig;
 use pgrator_operator::controller::{self, RunOptions, leader::LeaseConfig, metrics::Metrics};
 use pgrator_operator::desired::Kind;
@@ -30,28 +28,29 @@ pub fn plane() -> &'static ControlPlane {
 /// Installs (server-side apply) the operator's CRDs and waits until they are served.
 pub async fn install_crds(client: &kube::Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = Postgres::crd();
-    let name = "postgres.data.nais.io";
-    crds.patch(
-        name,
-        &PatchParams::apply("pgrator-test").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("install the Postgres CRD");
-    wait_for(
-        "the Postgres CRD to be Established",
-        Duration::from_secs(20),
-        || async {
-            let c = crds.get(name).await.ok()?;
-            c.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        },
-    )
-    .await;
+    for (_, crd) in pgrator_operator::api::crds() {
+        let name = crd.metadata.name.clone().expect("a CRD has a name");
+        crds.patch(
+            &name,
+            &PatchParams::apply("pgrator-test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("install the CRD {name}: {e}"));
+        wait_for(
+            &format!("the CRD {name} to be Established"),
+            Duration::from_secs(20),
+            || async {
+                let c = crds.get(&name).await.ok()?;
+                c.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 /// Polls `probe` every 100 ms until it returns Some, or fails the test naming `what`.
