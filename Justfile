@@ -65,6 +65,8 @@ test: world build-validator lint
     log="$(mktemp)"
     trap 'rm -f "$log"' EXIT
     rc=0
+    # The CLI runs as its own process in the personal-access test.
+    cargo build -q -p pgrator-operator --bin pgrator
     cargo test --workspace --exclude pgrator-validator --no-fail-fast 2>&1 | tee "$log" || rc=$?
     # One closing line for every test binary together.
     echo "test run took ${SECONDS} s"

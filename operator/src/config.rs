@@ -36,6 +36,10 @@ pub struct IdpConfig {
     pub scopes: Vec<String>,
     /// The audience the validator requires in a token (Zitadel: the project id).
     pub audience: String,
+    /// PEM file of the CA that signed the IdP's TLS certificate (the access API's key fetches); default: the
+    /// system's CAs.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// The validator module: where its image is and how it is set up in every cluster.

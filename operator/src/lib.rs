@@ -4,7 +4,9 @@
 //! from them (`pgrator-crdgen`, committed under `deploy/crds/`).
 #![forbid(unsafe_code)]
 
+pub mod access_api;
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod desired;

@@ -39,6 +39,9 @@ enum Command {
         /// Postgres objects reconciled at once.
         #[arg(long, default_value_t = 16)]
         concurrency: u16,
+        /// Serve the access API on this address (every replica serves it, leader or not).
+        #[arg(long, env = "PGRATOR_ACCESS_API_ADDR")]
+        access_api_addr: Option<SocketAddr>,
         /// Watch only this namespace (default: all namespaces).
         #[arg(long, env = "PGRATOR_WATCH_NAMESPACE")]
         watch_namespace: Option<String>,
@@ -104,6 +107,7 @@ fn main() -> anyhow::Result<()> {
             lease_namespace,
             identity,
             concurrency,
+            access_api_addr,
             watch_namespace,
             log_json,
         } => {
@@ -118,6 +122,7 @@ fn main() -> anyhow::Result<()> {
                     lease_namespace,
                     identity,
                     concurrency,
+                    access_api_addr,
                     watch_namespace,
                 ))
         }
@@ -130,6 +135,7 @@ async fn run(
     lease_namespace: Option<String>,
     identity: Option<String>,
     concurrency: u16,
+    access_api_addr: Option<SocketAddr>,
     namespace: Option<String>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
@@ -146,6 +152,15 @@ async fn run(
             }
         }
     });
+    if let Some(addr) = access_api_addr {
+        let state = pgrator_operator::access_api::ApiState::new(client.clone(), config.clone())
+            .context("setting up the access API")?;
+        tokio::spawn(async move {
+            if let Err(error) = pgrator_operator::access_api::serve(addr, Arc::new(state)).await {
+                tracing::error!(%error, "access API stopped");
+            }
+        });
+    }
     let options = RunOptions {
         lease: lease_namespace.map(|ns| LeaseConfig::new(&ns, &identity)),
         instance: Some(identity),

@@ -85,8 +85,16 @@ pub fn compute(
         )
     };
 
+    // While CNPG works on the cluster the condition stays the same whether or not we applied something this
+    // round (the events say what was applied), so a new database costs one status write, not two.
     let progressing = if let Some(hold) = &observed.hold {
         ("True", hold.reason, hold.message.clone())
+    } else if !healthy && observed.error.is_none() {
+        (
+            "True",
+            "WaitingForCluster",
+            "waiting for CNPG to bring the cluster up".to_owned(),
+        )
     } else if !observed.changed.is_empty() {
         let names: Vec<String> = observed
             .changed
@@ -94,12 +102,6 @@ pub fn compute(
             .map(|(kind, name)| format!("{kind}/{name}"))
             .collect();
         ("True", "Applied", format!("applied {}", names.join(", ")))
-    } else if !healthy && observed.error.is_none() {
-        (
-            "True",
-            "WaitingForCluster",
-            "waiting for CNPG to bring the cluster up".to_owned(),
-        )
     } else {
         (
             "False",
@@ -281,6 +283,13 @@ mod tests {
         let s = compute(&pg(), &observed, 26, now());
         assert_eq!(s.phase.as_deref(), Some("Progressing"));
         assert_eq!(cond(&s, "Ready").reason, "ClusterMissing");
+        assert_eq!(cond(&s, "Progressing").reason, "WaitingForCluster");
+        let healthy_update = Observation {
+            cluster: Some(cluster(HEALTHY_PHASE, 2)),
+            changed: vec![("Cluster".into(), "orders".into())],
+            ..Default::default()
+        };
+        let s = compute(&pg(), &healthy_update, 26, now());
         assert_eq!(cond(&s, "Progressing").message, "applied Cluster/orders");
     }
 

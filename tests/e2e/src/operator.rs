@@ -165,3 +165,20 @@ pub async fn get(
         Api::namespaced_with(client.clone(), namespace, &kind.api_resource());
     api.get_opt(name).await.expect("read an object")
 }
+
+/// The `pgrator` CLI binary of this build (`cargo build -p pgrator-operator --bin pgrator`; `./just test` builds it).
+pub fn cli_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test> -> target/<profile>/pgrator
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("pgrator"))
+        .expect("the target directory");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build -p pgrator-operator --bin pgrator` (`./just test` does)",
+        path.display()
+    );
+    path
+}

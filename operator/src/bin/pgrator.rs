@@ -1,0 +1,226 @@
+//! `pgrator`: personal, time-limited database access for developers.
+//!
+//! Exit codes: 0 done, 2 usage, 3 login failed, 4 refused by the access API, 5 a service unavailable,
+//! 6 Kubernetes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use pgrator_operator::cli::commands::{Session, Target, Wanted};
+use pgrator_operator::cli::login::LoginConfig;
+use pgrator_operator::cli::{CliError, http};
+
+#[derive(Parser)]
+#[command(
+    name = "pgrator",
+    version,
+    about = "Personal, time-limited access to team databases"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Args)]
+struct Global {
+    /// The access API.
+    #[arg(
+        long,
+        env = "PGRATOR_API",
+        global = true,
+        default_value = "https://pgrator.example.com"
+    )]
+    api: String,
+    /// The IdP issuer.
+    #[arg(
+        long,
+        env = "PGRATOR_ISSUER",
+        global = true,
+        default_value = "https://auth.example.com"
+    )]
+    issuer: String,
+    /// The OAuth client of the CLI and psql (a public client with the device flow).
+    #[arg(long, env = "PGRATOR_CLIENT_ID", global = true, default_value = "psql")]
+    client_id: String,
+    /// Scopes to ask for (space-separated).
+    #[arg(long, env = "PGRATOR_SCOPES", global = true, default_value = "openid")]
+    scopes: String,
+    /// CA file for the IdP and the API (default: the system's CAs).
+    #[arg(long, env = "PGRATOR_CA_FILE", global = true)]
+    ca_file: Option<String>,
+    /// Where the login is cached (default: ~/.cache/pgrator/token.json; `-` for none).
+    #[arg(long, env = "PGRATOR_TOKEN_CACHE", global = true)]
+    token_cache: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Team databases.
+    #[command(subcommand)]
+    Postgres(PostgresCommand),
+}
+
+#[derive(Subcommand)]
+enum PostgresCommand {
+    /// Request personal access and wait until it is active.
+    Access {
+        name: String,
+        #[arg(long, short = 'n')]
+        namespace: String,
+        #[arg(long, value_parser = ["read", "readwrite", "admin"], default_value = "read")]
+        level: String,
+        /// How long: 30m, 2h, 1h30m.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Request access (unless given a role) and run psql logged in through the device flow.
+    Psql {
+        name: String,
+        #[arg(long, short = 'n')]
+        namespace: String,
+        #[arg(long, value_parser = ["read", "readwrite", "admin"], default_value = "read")]
+        level: String,
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        connect: Connect,
+        /// psql to run.
+        #[arg(long, env = "PGRATOR_PSQL", default_value = "psql")]
+        psql: PathBuf,
+        /// Arguments for psql.
+        #[arg(last = true)]
+        psql_args: Vec<String>,
+    },
+    /// Your grants, with the time left.
+    Accesses,
+}
+
+#[derive(Args)]
+struct Connect {
+    /// Database host (default: the cluster's read-write service, in-cluster DNS).
+    #[arg(long)]
+    host: Option<String>,
+    #[arg(long, default_value_t = 5432)]
+    port: u16,
+    /// How long to wait for the grant to become active, in seconds.
+    #[arg(long, default_value_t = 300)]
+    wait: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pgrator: {e}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let g = cli.global;
+    let agent = http::agent(g.ca_file.as_deref())?;
+    let cache = match g.token_cache.as_deref() {
+        Some("-") => None,
+        Some(path) => Some(PathBuf::from(path)),
+        None => {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/pgrator/token.json"))
+        }
+    };
+    let scopes: Vec<String> = g.scopes.split_whitespace().map(str::to_owned).collect();
+    let mut stdout = std::io::stdout();
+    let mut session = Session {
+        api_base: g.api,
+        agent,
+        login: LoginConfig {
+            issuer: g.issuer.clone(),
+            client_id: g.client_id.clone(),
+            scopes: scopes.clone(),
+            cache,
+        },
+        out: &mut stdout,
+    };
+    let target = |name: &str, namespace: &str, c: &Connect| Target {
+        host: c
+            .host
+            .clone()
+            .unwrap_or_else(|| format!("{name}-rw.{namespace}.svc")),
+        port: c.port,
+        issuer: g.issuer.clone(),
+        client_id: g.client_id.clone(),
+        scopes: scopes.clone(),
+    };
+    match cli.command {
+        Top::Postgres(PostgresCommand::Access {
+            name,
+            namespace,
+            level,
+            ttl,
+            reason,
+            connect,
+        }) => {
+            let t = target(&name, &namespace, &connect);
+            session.access(
+                &Wanted {
+                    namespace: &namespace,
+                    postgres: &name,
+                    level: &level,
+                    ttl: &ttl,
+                    reason: &reason,
+                },
+                &t,
+                Duration::from_secs(connect.wait),
+            )?;
+            Ok(())
+        }
+        Top::Postgres(PostgresCommand::Psql {
+            name,
+            namespace,
+            level,
+            ttl,
+            reason,
+            connect,
+            psql,
+            psql_args,
+        }) => {
+            let t = target(&name, &namespace, &connect);
+            let role = session.access(
+                &Wanted {
+                    namespace: &namespace,
+                    postgres: &name,
+                    level: &level,
+                    ttl: &ttl,
+                    reason: &reason,
+                },
+                &t,
+                Duration::from_secs(connect.wait),
+            )?;
+            let status = std::process::Command::new(&psql)
+                .arg(t.conninfo(&role))
+                .args(&psql_args)
+                .status()
+                .map_err(|e| CliError::Usage(format!("running {}: {e}", psql.display())))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(CliError::Unavailable(format!("psql ended with {status}")))
+            }
+        }
+        Top::Postgres(PostgresCommand::Accesses) => {
+            session.accesses()?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! Issue 7's proof, end to end with the real parts: the `pgrator` CLI asks the access API (in the operator) for
+//! access; the person logs in to the IdP with the device flow; the operator makes the personal role and the
+//! pg_ident line; a stand-in for CNPG's instance manager applies them to a real PostgreSQL 18 that loads the
+//! validator from its extension image pulled from a registry; the real psql logs in through the device flow as
+//! the personal role and can do what the level allows and no more; a person outside the team is refused by the
+//! API; after the end, logins are refused; the audit trail holds who, when and why.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use kube::api::{Api, PostParams};
+use pgrator_e2e::cnpg_standin::Standin;
+use pgrator_e2e::oauth_db::{hba_scope, validator_pg_config};
+use pgrator_e2e::operator::{Operator, cli_binary, install_crds, plane, wait_for};
+use pgrator_e2e::validator_image::pull_validator;
+use pgrator_operator::access_api::{ApiState, serve};
+use pgrator_operator::api::Postgres;
+use pgrator_operator::config::OperatorConfig;
+use pgrator_world::idp::defaults::{ALICE, ALICE_SUB, BOB, BOB_SUB, PROJECT_ID, PSQL};
+use pgrator_world::idp::{Idp, IdpApi, IdpConfig, IdpUser};
+use pgrator_world::libpq::TokenClient;
+use pgrator_world::ports::free_port;
+use pgrator_world::postgres::{PgConfig, Postgres as Pg};
+use pgrator_world::psql::{OAuthConnect, Psql};
+use pgrator_world::registry::{Registry, RegistryOptions};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// The operator's configuration for this world: the test IdP, the pulled image, the server-readable IdP CA.
+fn config(idp: &Idp, image: &str) -> OperatorConfig {
+    let ca = idp.ca_pem_path().display().to_string();
+    let text = format!(
+        r#"
+idp:
+  issuer: {issuer}
+  clientId: {PSQL}
+  scopes: [{scopes}]
+  audience: "{PROJECT_ID}"
+  caFile: {ca}
+validator:
+  image: {image}
+  settings: {{ca_file: {ca}}}
+postgres:
+  images: {{"18": "ghcr.io/cloudnative-pg/postgresql:18.1-system-bookworm"}}
+backup: {{bucketPrefix: pgrator-backup, location: europe-north1}}
+gcp: {{project: platform-test}}
+network: {{cnpgNamespace: cnpg-system, prometheusNamespace: monitoring}}
+"#,
+        issuer = idp.issuer(),
+        scopes = hba_scope().split(' ').collect::<Vec<_>>().join(", "),
+    );
+    OperatorConfig::from_yaml(&text).expect("the test configuration is valid")
+}
+
+struct CliRun {
+    stdout: String,
+    stderr: String,
+    code: Option<i32>,
+    /// From the start until the CLI said the access is active.
+    active_after: Option<Duration>,
+}
+
+/// Runs `pgrator` with `args`, approving its device-flow login at the IdP as `person`.
+fn run_cli(env: &[(&str, String)], args: &[&str], idp: IdpApi, person: &'static str) -> CliRun {
+    let started = Instant::now();
+    let mut child = Command::new(cli_binary())
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pgrator");
+    let stderr = child.stderr.take().expect("stderr");
+    let err_thread =
+        std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let mut stdout = String::new();
+    let mut active_after = None;
+    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
+        let line = line.unwrap_or_default();
+        if let Some(code) = line.split("enter the code ").nth(1) {
+            idp.approve(code.trim(), person)
+                .expect("approve the CLI's login");
+        }
+        if line.starts_with("Access is active") {
+            active_after = Some(started.elapsed());
+        }
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    let status = child.wait().expect("wait for pgrator");
+    CliRun {
+        stdout,
+        stderr: err_thread.join().unwrap_or_default(),
+        code: status.code(),
+        active_after,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_developer_gets_time_limited_access_end_to_end() {
+    let client = plane().client().await.expect("client");
+    install_crds(&client).await;
+    let ns = plane().namespace("team").await.expect("namespace");
+
+    // The IdP: alice belongs to the team (a project role named after the namespace), bob does not.
+    let idp_config = IdpConfig {
+        users: vec![
+            IdpUser::new(ALICE, ALICE_SUB, &[&ns]),
+            IdpUser::new(BOB, BOB_SUB, &[]),
+        ],
+        ..IdpConfig::default()
+    };
+    let idp = Idp::start(idp_config).expect("start the IdP");
+
+    // The validator image, through a registry, onto the "node".
+    let work = tempfile::tempdir().expect("temp dir");
+    let registry = Registry::start(RegistryOptions::plain().tls()).expect("start the registry");
+    let pulled = pull_validator(&registry, work.path())
+        .await
+        .expect("the validator image");
+
+    // PostgreSQL 18 as a CNPG instance with the extension mounted; its HBA, ident and settings come from the
+    // Cluster, through the stand-in.
+    let pg = Arc::new(
+        Pg::start(validator_pg_config(
+            &idp,
+            &pulled.mount,
+            &[],
+            PgConfig::default(),
+        ))
+        .expect("start PostgreSQL 18"),
+    );
+
+    let config = config(&idp, &pulled.reference);
+    let operator = Operator::start_with(&ns, None, config.clone()).await;
+    let api_port = free_port();
+    let state = ApiState::new(plane().client().await.expect("client"), Arc::new(config))
+        .expect("access API state");
+    tokio::spawn(serve(([127, 0, 0, 1], api_port).into(), Arc::new(state)));
+
+    let pg_object: Postgres = serde_json::from_value(json!({
+        "apiVersion": "data.nais.io/v1", "kind": "Postgres", "metadata": {"name": "orders"},
+        "spec": {"cluster": {"majorVersion": "18", "resources": {"cpu": "500m", "memory": "1Gi", "diskSize": "10Gi"}}},
+    }))
+    .expect("a Postgres");
+    Api::<Postgres>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &pg_object)
+        .await
+        .expect("create the Postgres");
+    let standin = Standin::start(
+        plane().config().await.expect("config"),
+        &ns,
+        "orders",
+        pg.clone(),
+    );
+    wait_for("the stand-in to apply the Cluster", WAIT, || async {
+        let a = standin.applied();
+        a.hba.iter().any(|l| l.contains(" oauth ")).then_some(())
+    })
+    .await;
+    pg.sql(
+        "app",
+        "CREATE TABLE orders (id int); ALTER TABLE orders OWNER TO app; INSERT INTO orders VALUES (1);",
+    )
+    .expect("the application's table");
+
+    // The developer asks for access with the CLI.
+    let cache = tempfile::tempdir().expect("token cache dir");
+    let env = |person: &str| {
+        vec![
+            ("PGRATOR_API", format!("http://127.0.0.1:{api_port}")),
+            ("PGRATOR_ISSUER", idp.issuer().to_string()),
+            ("PGRATOR_CLIENT_ID", PSQL.to_string()),
+            (
+                "PGRATOR_SCOPES",
+                format!("{} urn:zitadel:iam:org:projects:roles", hba_scope()),
+            ),
+            ("PGRATOR_CA_FILE", idp.ca_pem_path().display().to_string()),
+            (
+                "PGRATOR_TOKEN_CACHE",
+                cache
+                    .path()
+                    .join(format!("{person}.json"))
+                    .display()
+                    .to_string(),
+            ),
+        ]
+    };
+    let port = pg.port().to_string();
+    let alice_env = env(ALICE);
+    let idp_api = idp.api().clone();
+    let started = Instant::now();
+    let args = [
+        "postgres",
+        "access",
+        "orders",
+        "-n",
+        &ns,
+        "--level",
+        "readwrite",
+        "--ttl",
+        "1m",
+        "--reason",
+        "repairing order 4711 after the incident",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+    ];
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let cli = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cli(&alice_env, &args, idp_api, ALICE)
+    })
+    .await
+    .expect("the CLI ran");
+    assert_eq!(
+        cli.code,
+        Some(0),
+        "pgrator failed:\n{}\n{}",
+        cli.stdout,
+        cli.stderr
+    );
+    let role = cli
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Access is active: log in as "))
+        .and_then(|l| l.split(' ').next())
+        .expect("the CLI names the role")
+        .to_owned();
+    assert!(role.starts_with("p_user_readwrite_"), "{role}");
+    assert!(
+        cli.stdout.contains(&format!("user={role}")),
+        "{}",
+        cli.stdout
+    );
+
+    // The real psql logs in through the device flow as the personal role, approved by alice.
+    let psql = Psql::locate().expect("psql");
+    let bundle = idp.ca().system_bundle_with_ca().expect("trust bundle");
+    let connect = OAuthConnect {
+        host: pg.host().to_string(),
+        port: pg.port(),
+        dbname: "app".into(),
+        user: role.clone(),
+        issuer: idp.issuer().to_string(),
+        client_id: PSQL.into(),
+        scope: None,
+    };
+    let (psql2, connect2, bundle2, approve) = (
+        psql.clone(),
+        connect.clone(),
+        bundle.clone(),
+        idp.approve_as(ALICE),
+    );
+    let allowed = tokio::task::spawn_blocking(move || {
+        psql2.oauth_sql(
+            &connect2,
+            "SELECT current_user || ' ' || system_user; INSERT INTO orders VALUES (2); SELECT count(*) FROM orders;",
+            &bundle2,
+            Duration::from_secs(60),
+            approve,
+        )
+    })
+    .await
+    .expect("psql ran")
+    .expect("psql");
+    let to_prompt = started.elapsed();
+    assert!(
+        allowed.success,
+        "psql as {role} failed:\n{}",
+        allowed.stderr
+    );
+    let mut lines = allowed.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("{role} oauth:{ALICE_SUB}").as_str())
+    );
+    assert_eq!(lines.next(), Some("INSERT 0 1"));
+    assert_eq!(lines.next(), Some("2"));
+    eprintln!(
+        "CLI command to active grant: {:.1} s; to psql's answer: {:.1} s",
+        cli.active_after.map(|d| d.as_secs_f64()).unwrap_or(-1.0),
+        to_prompt.as_secs_f64()
+    );
+
+    // readwrite may write data but not change the schema.
+    let (psql3, connect3, bundle3, approve) = (
+        psql.clone(),
+        connect.clone(),
+        bundle.clone(),
+        idp.approve_as(ALICE),
+    );
+    let denied = tokio::task::spawn_blocking(move || {
+        psql3.oauth_sql(
+            &connect3,
+            "CREATE TABLE secrets (x int)",
+            &bundle3,
+            Duration::from_secs(60),
+            approve,
+        )
+    })
+    .await
+    .expect("psql ran")
+    .expect("psql");
+    assert!(
+        !denied.success && denied.stderr.contains("permission denied"),
+        "{}",
+        denied.stderr
+    );
+
+    // bob is not in the team: the API says so, the CLI exits 4.
+    let bob_env = env(BOB);
+    let idp_api = idp.api().clone();
+    let ns2 = ns.clone();
+    let bob = tokio::task::spawn_blocking(move || {
+        run_cli(
+            &bob_env,
+            &[
+                "postgres",
+                "access",
+                "orders",
+                "-n",
+                &ns2,
+                "--ttl",
+                "1m",
+                "--reason",
+                "just curious about it",
+            ],
+            idp_api,
+            BOB,
+        )
+    })
+    .await
+    .expect("the CLI ran");
+    assert_eq!(bob.code, Some(4), "{}\n{}", bob.stdout, bob.stderr);
+    assert!(
+        bob.stderr.contains("is not a member of the team"),
+        "{}",
+        bob.stderr
+    );
+
+    // The audit trail: who, when, why.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let audit = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .find(|e| e.reason.as_deref() == Some("AccessGranted"))
+        .expect("an AccessGranted event");
+    let note = audit.note.unwrap_or_default();
+    assert!(
+        note.contains(ALICE_SUB) && note.contains("repairing order 4711"),
+        "{note}"
+    );
+    assert!(audit.event_time.is_some());
+
+    // The end: from then on the login is refused.
+    let list = run_cli(
+        &env(ALICE),
+        &["postgres", "accesses"],
+        idp.api().clone(),
+        ALICE,
+    );
+    assert!(list.stdout.contains(&role), "{}", list.stdout);
+    let grants: Api<pgrator_operator::api::PostgresAccess> = Api::namespaced(client.clone(), &ns);
+    let grant = grants
+        .list(&Default::default())
+        .await
+        .expect("grants")
+        .items
+        .remove(0);
+    let end: Timestamp = grant.spec.expires_at.parse().expect("expiresAt");
+    let tokens = TokenClient::load().expect("libpq");
+    let token = idp
+        .mint(&json!({"user": ALICE, "client_id": PSQL, "aud": [PSQL, PROJECT_ID], "scope": hba_scope()}))
+        .expect("a token")
+        .access_token;
+    let conninfo = connect.conninfo();
+    assert!(
+        tokens.connect(&conninfo, token.as_bytes()).is_ok(),
+        "logins work before the end"
+    );
+    let refused_at = wait_for(
+        "logins refused after the end",
+        Duration::from_secs(120),
+        || async {
+            match tokens.connect(&conninfo, token.as_bytes()) {
+                Err(_) => Some(Timestamp::now()),
+                Ok(_) => None,
+            }
+        },
+    )
+    .await;
+    let late = refused_at.duration_since(end).as_secs_f64();
+    eprintln!("logins refused {late:.2} s after the grant's end");
+    assert!(late < 5.0, "the door stayed open {late:.1} s after the end");
+    drop(standin);
+    operator.stop().await;
+}
