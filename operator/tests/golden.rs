@@ -26,6 +26,7 @@ fn render(case: &str) -> Vec<(String, String)> {
             role: "p_alice_read_1a2b3c4d".into(),
             subject: "310000000000000001".into(),
             until: 1_795_000_000,
+            open: true,
         }]
     } else {
         Vec::new()

@@ -99,15 +99,22 @@ pub fn standing(access: &PostgresAccess, max_ttl_seconds: u64, now: Timestamp) -
     }
 }
 
-/// One grant that is open now, as the Cluster needs it.
+/// How long an ended grant stays in the validator's list: long enough for the validator's session reaper to end
+/// the role's open sessions, and for the validator to keep refusing the role while pg_ident.conf might still map
+/// it (the operator down). Its pg_ident line goes at the end itself.
+pub const ENDED_KEPT_FOR_SECS: i64 = 600;
+
+/// One grant as the Cluster needs it: open (pg_ident line and list entry), or recently ended (list entry only).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct OpenGrant {
     pub role: String,
     pub subject: String,
     pub until: i64,
+    pub open: bool,
 }
 
-/// The open grants of the Postgres `postgres`, sorted (so the Cluster does not change with the listing order).
+/// The grants of the Postgres `postgres` that the Cluster must carry at `now`: the open ones and those ended less
+/// than [`ENDED_KEPT_FOR_SECS`] ago; sorted, so the Cluster does not change with the listing order.
 pub fn open_grants(
     accesses: &[&PostgresAccess],
     postgres: &str,
@@ -117,8 +124,17 @@ pub fn open_grants(
     let mut grants: Vec<OpenGrant> = accesses
         .iter()
         .filter(|a| a.spec.postgres == postgres && a.metadata.deletion_timestamp.is_none())
-        .filter_map(|a| match standing(a, max_ttl_seconds, now) {
-            Standing::Open { until } => Some(OpenGrant {
+        .filter_map(|a| {
+            let (until, open) = match standing(a, max_ttl_seconds, now) {
+                Standing::Open { until } => (until, true),
+                Standing::Expired { at }
+                    if now.as_second() - at.as_second() < ENDED_KEPT_FOR_SECS =>
+                {
+                    (at, false)
+                }
+                _ => return None,
+            };
+            Some(OpenGrant {
                 role: role_name(
                     &a.spec.identity.subject,
                     a.spec.identity.email.as_deref(),
@@ -126,8 +142,8 @@ pub fn open_grants(
                 ),
                 subject: a.spec.identity.subject.clone(),
                 until: until.as_second(),
-            }),
-            _ => None,
+                open,
+            })
         })
         .collect();
     grants.sort();
@@ -144,6 +160,7 @@ pub fn open_grants(
 pub fn ident_lines(grants: &[OpenGrant]) -> Vec<IdentLine> {
     grants
         .iter()
+        .filter(|g| g.open)
         .map(|g| IdentLine {
             identity: g.subject.clone(),
             role: g.role.clone(),
@@ -160,9 +177,19 @@ pub fn grants_setting(grants: &[OpenGrant]) -> String {
         .join(",")
 }
 
-/// The earliest end among open grants: when the Postgres must be looked at again.
+/// When the Postgres must be looked at again: the first end of an open grant, or the time an ended one leaves
+/// the list.
 pub fn next_expiry(grants: &[OpenGrant]) -> Option<i64> {
-    grants.iter().map(|g| g.until).min()
+    grants
+        .iter()
+        .map(|g| {
+            if g.open {
+                g.until
+            } else {
+                g.until + ENDED_KEPT_FOR_SECS
+            }
+        })
+        .min()
 }
 
 /// The personal role of a grant. While the grant is open it may log in; after, it stays (with what the person
@@ -356,7 +383,22 @@ mod tests {
         );
         assert_eq!(ident_lines(&grants).len(), 2);
         let later = open_grants(&[&a, &b], "orders", 8 * 3600, t("2026-11-24T11:00:00Z"));
-        assert_eq!(later.len(), 1, "b has ended");
+        assert_eq!(
+            ident_lines(&later).len(),
+            1,
+            "b has ended: no pg_ident line"
+        );
+        assert_eq!(
+            later.len(),
+            2,
+            "b stays in the validator's list for a while"
+        );
+        assert!(!later.iter().find(|g| g.subject == "s2").expect("b").open);
+        let much_later = open_grants(&[&b], "orders", 8 * 3600, t("2026-11-24T11:10:00Z"));
+        assert!(
+            much_later.is_empty(),
+            "b has left the list after ten minutes"
+        );
         assert!(open_grants(&[&a], "other", 8 * 3600, t("2026-11-24T10:30:00Z")).is_empty());
     }
 

@@ -341,6 +341,7 @@ mod tests {
             role: r.into(),
             subject: s.into(),
             until: 1_800_000_000,
+            open: true,
         };
         let spec = spec_of(SMALL, &[grant("1", "p_alice"), grant("2", "p_bob")]);
         assert_eq!(

@@ -130,7 +130,8 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
             &idp,
             &pulled.mount,
             &[],
-            PgConfig::default(),
+            // As the Cluster says: the validator preloaded (shared key cache, session reaper).
+            PgConfig::default().setting("shared_preload_libraries", "'pgrator_validator'"),
         ))
         .expect("start PostgreSQL 18"),
     );
@@ -387,6 +388,23 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         tokens.connect(&conninfo, token.as_bytes()).is_ok(),
         "logins work before the end"
     );
+    let open = tokens
+        .connect(&conninfo, token.as_bytes())
+        .expect("a session open across the end");
+    let applied = standin.applied();
+    assert!(
+        applied.skipped.is_empty(),
+        "settings the server did not know: {:?}",
+        applied.skipped
+    );
+    assert!(
+        applied
+            .settings
+            .iter()
+            .any(|(k, v)| k == "pgrator_validator.grants" && v.contains(&role)),
+        "{:?}",
+        applied.settings
+    );
     let refused_at = wait_for(
         "logins refused after the end",
         Duration::from_secs(120),
@@ -401,6 +419,14 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
     let late = refused_at.duration_since(end).as_secs_f64();
     eprintln!("logins refused {late:.2} s after the grant's end");
     assert!(late < 5.0, "the door stayed open {late:.1} s after the end");
+    let gone = wait_for(
+        "the open session to end",
+        Duration::from_secs(60),
+        || async { open.query_one("SELECT 1").is_err().then(Timestamp::now) },
+    )
+    .await;
+    let session_late = gone.duration_since(end).as_secs_f64();
+    eprintln!("the open session ended {session_late:.2} s after the grant's end");
     drop(standin);
     operator.stop().await;
 }

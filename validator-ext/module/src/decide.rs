@@ -1,7 +1,7 @@
 //! The decision about one token: settings from the GUCs, the issuer and scopes from the HBA line, keys from the
 //! cache, the rules from `pgrator-token`.
 
-use pgrator_token::{Outcome, Requirements, TokenKind, classify, validate_jwt};
+use pgrator_token::{GrantCheck, Outcome, Requirements, TokenKind, classify, validate_jwt};
 
 use crate::hba::OAuthHba;
 use crate::{guc, introspect, keys};
@@ -75,5 +75,27 @@ pub fn decide(token: &[u8], line: &OAuthHba) -> Decision {
             authn_id: accepted.authn_id,
         },
         Err(refusal) => Decision::refuse(refusal.outcome(), refusal.to_string()),
+    }
+}
+
+/// Personal access (`pgrator_validator.grants`): a role listed there admits only its person, and only until the
+/// grant's end, whatever pg_ident.conf still says.
+pub fn within_grants(role: &str, decision: Decision) -> Decision {
+    let Decision::Accept { authn_id } = decision else {
+        return decision;
+    };
+    match guc::grants().check(role, &authn_id, keys::now()) {
+        GrantCheck::NotListed | GrantCheck::Open { .. } => Decision::Accept { authn_id },
+        GrantCheck::Ended { at } => Decision::refuse(
+            Outcome::GrantEnded,
+            format!(
+                "the personal grant of identity \"{authn_id}\" to this role ended at {} (unix time)",
+                at.seconds()
+            ),
+        ),
+        GrantCheck::OtherPerson => Decision::refuse(
+            Outcome::NotGrantee,
+            format!("this is the personal role of someone else, not of identity \"{authn_id}\""),
+        ),
     }
 }

@@ -7,7 +7,7 @@
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::time::Duration;
 
-use pgrator_token::{RawSettings, ValidatorConfig};
+use pgrator_token::{Grants, RawSettings, ValidatorConfig};
 use pgrx::pg_sys;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
@@ -97,6 +97,36 @@ pub static INTROSPECTION_CLIENT_ID: Setting = Setting::new(None);
 pub static INTROSPECTION_SECRET_FILE: Setting = Setting::new(None);
 pub static INTROSPECTION_KEY_FILE: Setting = Setting::new(None);
 pub static HTTP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(3000);
+/// Personal access grants from the operator (`<role> <subject> <unix end>`, comma-separated).
+pub static GRANTS: Setting = Setting::new(None);
+
+/// Check hook of `grants`: a list the parser refuses is refused with its reason, and the old list stays.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_grants(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: PostgreSQL passes a valid pointer to the candidate value (NULL or a C string).
+    let value = unsafe { c_string(*newval) }.unwrap_or_default();
+    match Grants::parse(&value) {
+        Ok(_) => true,
+        Err(problem) => {
+            if let Ok(detail) = CString::new(problem.to_string()) {
+                // SAFETY: GUC_check_errdetail_string takes a palloc'd string, which pstrdup makes.
+                unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(detail.as_ptr()) };
+            }
+            false
+        }
+    }
+}
+
+/// The personal access grants in force now (a bad list never gets past the check hook; empty if unset).
+pub fn grants() -> Grants {
+    string(&GRANTS)
+        .map(|s| Grants::parse(&s).unwrap_or_default())
+        .unwrap_or_default()
+}
 
 /// Registers the settings; called once per process from `_PG_init`.
 pub fn register() {
@@ -143,6 +173,20 @@ pub fn register() {
         GucContext::Sighup,
         GucFlags::UNIT_MS,
     );
+    // SAFETY: the hook has the signature PostgreSQL expects; the setting lives for the whole process.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"pgrator_validator.grants",
+            c"Personal access grants (role subject unix-end, comma-separated): a listed role admits only its person, only until the end.",
+            c"",
+            &GRANTS,
+            GucContext::Sighup,
+            GucFlags::default(),
+            Some(check_grants),
+            None,
+            None,
+        );
+    }
     // SAFETY: called from _PG_init on the main thread with a static C string.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"pgrator_validator".as_ptr()) };
 }

@@ -19,6 +19,7 @@ mod guc;
 mod hba;
 mod introspect;
 mod keys;
+mod reaper;
 mod shmem;
 mod stats;
 mod store;
@@ -33,6 +34,7 @@ pub extern "C-unwind" fn _PG_init() {
     // first OAuth login of a backend) each backend fetches keys for itself.
     if shmem::init_if_preloading() {
         worker::register();
+        reaper::register();
     }
 }
 

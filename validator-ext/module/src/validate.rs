@@ -9,7 +9,7 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::panic::CaughtError;
 
 use crate::abi::{ValidatorModuleResult, ValidatorModuleState};
-use crate::decide::{Decision, decide};
+use crate::decide::{Decision, decide, within_grants};
 use crate::{hba, shmem};
 use pgrator_token::Outcome;
 
@@ -45,7 +45,7 @@ pub unsafe extern "C-unwind" fn validate_cb(
     result.authn_id = std::ptr::null_mut();
 
     let started = std::time::Instant::now();
-    let decision = match catch_unwind(AssertUnwindSafe(|| decide_for_connection(token))) {
+    let decision = match catch_unwind(AssertUnwindSafe(|| decide_for_connection(token, &role))) {
         Ok(decision) => decision,
         Err(payload) => {
             // An error raised by PostgreSQL itself (e.g. FATAL on pg_terminate_backend while we waited): let
@@ -92,9 +92,9 @@ pub unsafe extern "C-unwind" fn validate_cb(
     true
 }
 
-fn decide_for_connection(token: &[u8]) -> Decision {
+fn decide_for_connection(token: &[u8], role: &str) -> Decision {
     match hba::current() {
-        Some(line) => decide(token, &line),
+        Some(line) => within_grants(role, decide(token, &line)),
         None => Decision::refuse(
             Outcome::InternalError,
             "no oauth HBA line is in effect for this connection",

@@ -33,11 +33,15 @@ pub enum Outcome {
     IdpError,
     ConfigError,
     InternalError,
+    /// The token's person had a personal grant to the role, and it has ended.
+    GrantEnded,
+    /// The role is someone else's personal role.
+    NotGrantee,
 }
 
 impl Outcome {
     /// All outcomes in index order.
-    pub const ALL: [Outcome; 27] = [
+    pub const ALL: [Outcome; 29] = [
         Outcome::Accepted,
         Outcome::Malformed,
         Outcome::Oversized,
@@ -65,6 +69,8 @@ impl Outcome {
         Outcome::IdpError,
         Outcome::ConfigError,
         Outcome::InternalError,
+        Outcome::GrantEnded,
+        Outcome::NotGrantee,
     ];
 
     /// Number of outcomes: the length of a counter array.
@@ -100,6 +106,8 @@ impl Outcome {
             Outcome::IdpError => "idp_error",
             Outcome::ConfigError => "config_error",
             Outcome::InternalError => "internal_error",
+            Outcome::GrantEnded => "grant_ended",
+            Outcome::NotGrantee => "not_grantee",
         }
     }
 

@@ -1,0 +1,123 @@
+//! Personal access enforced by the validator itself (`pgrator_validator.grants`), with no operator running: a
+//! listed role admits only its person and only until the grant's end, even though pg_ident.conf still maps the
+//! identity; at the end the open sessions of the role are ended by the session reaper; a malformed list is
+//! refused by name and the old one stays.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use pgrator_e2e::oauth_db::OAuthDb;
+use pgrator_world::idp::defaults::{ALICE_SUB, BOB, BOB_SUB, PSQL};
+use pgrator_world::libpq::TokenClient;
+use pgrator_world::postgres::PgConfig;
+use serde_json::json;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_grant_admits_only_its_person_until_its_end_and_then_ends_the_sessions() {
+    // pg_ident maps both people to the personal role: only the grant tells them apart and ends the access.
+    let db = OAuthDb::start(
+        &[(ALICE_SUB, "p_alice"), (BOB_SUB, "p_alice")],
+        PgConfig::default().setting("shared_preload_libraries", "'pgrator_validator'"),
+    )
+    .expect("the IdP and PostgreSQL 18");
+    db.pg
+        .sql("postgres", "CREATE ROLE p_alice LOGIN")
+        .expect("role");
+    let end = unix_now() + 8;
+    db.pg
+        .sql(
+            "postgres",
+            &format!("ALTER SYSTEM SET pgrator_validator.grants = 'p_alice {ALICE_SUB} {end}'"),
+        )
+        .expect("set the grants");
+    db.pg.reload().expect("reload");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let alice = db.mint_for_alice(json!({})).expect("alice's token");
+    let bob = db
+        .mint_for_alice(json!({"user": BOB}))
+        .expect("bob's token");
+    let before = db.pg.log_len();
+    assert_eq!(db.token_login("p_alice", &alice).as_deref(), Ok("p_alice"));
+    let refused = db.token_login("p_alice", &bob);
+    assert!(refused.is_err(), "bob got into alice's personal role");
+    let log = db.pg.log_since(before);
+    assert!(log.contains("[not_grantee]"), "server log:\n{log}");
+
+    // A session open across the end.
+    let client = TokenClient::load().expect("libpq");
+    let conninfo = db.connect_as("p_alice", PSQL).conninfo();
+    let open = client
+        .connect(&conninfo, alice.as_bytes())
+        .expect("an open session");
+    assert_eq!(open.query_one("SELECT 1").as_deref(), Ok("1"));
+    while unix_now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ended = Instant::now();
+    let after_end = db.pg.log_len();
+    let refused = db.token_login("p_alice", &alice);
+    assert!(refused.is_err(), "logged in after the grant's end");
+    let log = db.pg.log_since(after_end);
+    assert!(log.contains("[grant_ended]"), "server log:\n{log}");
+    assert!(!log.contains(&alice), "the token is in the log");
+
+    let mut gone = None;
+    while ended.elapsed() < Duration::from_secs(30) {
+        if open.query_one("SELECT 1").is_err() {
+            gone = Some(ended.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let gone = gone.expect("the open session outlived the grant by 30 s");
+    eprintln!(
+        "the open session ended {:.2} s after the grant's end",
+        gone.as_secs_f64()
+    );
+    let log = db.pg.log_since(after_end);
+    assert!(
+        log.contains("ended 1 session(s) of role(s) whose personal grant is over: p_alice"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_malformed_grant_list_is_refused_by_name_and_the_old_one_stays() {
+    let db = OAuthDb::start(
+        &[],
+        PgConfig::default().setting("shared_preload_libraries", "'pgrator_validator'"),
+    )
+    .expect("the IdP and PostgreSQL 18");
+    db.pg
+        .sql(
+            "postgres",
+            "ALTER SYSTEM SET pgrator_validator.grants = 'p_a 1 2000000000'",
+        )
+        .expect("a good list");
+    let err = db
+        .pg
+        .sql(
+            "postgres",
+            "ALTER SYSTEM SET pgrator_validator.grants = 'p_alice only-two'",
+        )
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("pgrator_validator.grants")
+            && text.contains("expected \"<role> <subject> <unix end>\""),
+        "{text}"
+    );
+    let auto =
+        std::fs::read_to_string(db.pg.data_dir().join("postgresql.auto.conf")).expect("auto.conf");
+    assert!(
+        auto.contains("p_a 1 2000000000"),
+        "the old list is kept:\n{auto}"
+    );
+}
