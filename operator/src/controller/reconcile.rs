@@ -243,7 +243,10 @@ pub(crate) async fn apply_child(
     let applied = api
         .patch(
             &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(FIELD_MANAGER)
+                .force()
+                // An unknown field is an error, never silently dropped (it would look like drift forever).
+                .validation(kube::api::ValidationDirective::Strict),
             &Patch::Apply(&object),
         )
         .await
