@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use pgrator_operator::cli::commands::{Session, Target, Wanted};
 use pgrator_operator::cli::login::LoginConfig;
-use pgrator_operator::cli::{CliError, http};
+use pgrator_operator::cli::{CliError, http, proxy};
 
 #[derive(Parser)]
 #[command(
@@ -102,13 +102,26 @@ enum PostgresCommand {
         #[arg(last = true)]
         psql_args: Vec<String>,
     },
+    /// Forward a local port to the database's primary through the Kubernetes API, and print how to connect.
+    Proxy {
+        name: String,
+        #[arg(long, short = 'n')]
+        namespace: String,
+        /// Local port (0: any free one).
+        #[arg(long, default_value_t = 5432)]
+        port: u16,
+        /// The role to put in the printed connection string.
+        #[arg(long, default_value = "<your personal role>")]
+        role: String,
+    },
     /// Your grants, with the time left.
     Accesses,
 }
 
 #[derive(Args)]
 struct Connect {
-    /// Database host (default: the cluster's read-write service, in-cluster DNS).
+    /// Database host (default: a local port forwarded to the primary through the Kubernetes API for `psql`,
+    /// the read-write service's in-cluster name for `access`).
     #[arg(long)]
     host: Option<String>,
     #[arg(long, default_value_t = 5432)]
@@ -195,7 +208,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             psql,
             psql_args,
         }) => {
-            let t = target(&name, &namespace, &connect);
+            let mut t = target(&name, &namespace, &connect);
             let role = session.access(
                 &Wanted {
                     namespace: &namespace,
@@ -207,6 +220,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 &t,
                 Duration::from_secs(connect.wait),
             )?;
+            if connect.host.is_none() {
+                // Through a forwarded port: the proxy runs beside psql until psql ends.
+                t.host = "127.0.0.1".into();
+                t.port = start_proxy(&namespace, &name)?;
+            }
             let status = std::process::Command::new(&psql)
                 .arg(t.conninfo(&role))
                 .args(&psql_args)
@@ -218,9 +236,83 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 Err(CliError::Unavailable(format!("psql ended with {status}")))
             }
         }
+        Top::Postgres(PostgresCommand::Proxy {
+            name,
+            namespace,
+            port,
+            role,
+        }) => {
+            let runtime = runtime()?;
+            runtime.block_on(async {
+                let client = kube_client().await?;
+                proxy::serve(client, &namespace, &name, port, |bound| {
+                    let t = Target {
+                        host: "127.0.0.1".into(),
+                        port: bound,
+                        issuer: g.issuer.clone(),
+                        client_id: g.client_id.clone(),
+                        scopes: scopes.clone(),
+                    };
+                    println!(
+                        "Forwarding 127.0.0.1:{bound} to the primary of {namespace}/{name} (Ctrl-C to stop).\npsql \"{}\"",
+                        t.conninfo(&role)
+                    );
+                })
+                .await
+            })
+        }
         Top::Postgres(PostgresCommand::Accesses) => {
             session.accesses()?;
             Ok(())
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Usage(format!("starting the runtime: {e}")))
+}
+
+async fn kube_client() -> Result<kube::Client, CliError> {
+    let config = kube::Config::infer().await.map_err(|e| {
+        CliError::Kubernetes(format!("finding the Kubernetes API (KUBECONFIG): {e}"))
+    })?;
+    kube::Client::try_from(config).map_err(|e| CliError::Kubernetes(e.to_string()))
+}
+
+/// Starts the proxy on a free local port in a background thread; returns the port once it listens.
+fn start_proxy(namespace: &str, name: &str) -> Result<u16, CliError> {
+    let (tx, rx) = std::sync::mpsc::channel::<Result<u16, CliError>>();
+    let (namespace, name) = (namespace.to_owned(), name.to_owned());
+    std::thread::spawn(move || {
+        let runtime = match runtime() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        runtime.block_on(async {
+            let client = match kube_client().await {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let ready = tx.clone();
+            if let Err(e) = proxy::serve(client, &namespace, &name, 0, move |port| {
+                let _ = ready.send(Ok(port));
+            })
+            .await
+            {
+                let _ = tx.send(Err(e));
+            }
+        });
+    });
+    rx.recv()
+        .map_err(|_| CliError::Kubernetes("the proxy stopped".into()))?
 }

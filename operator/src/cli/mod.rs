@@ -6,6 +6,7 @@ pub mod access;
 pub mod commands;
 pub mod http;
 pub mod login;
+pub mod proxy;
 
 /// What a command failed on; the message is what the user reads, the exit code tells scripts the class.
 #[derive(Debug, thiserror::Error)]
