@@ -172,7 +172,10 @@ mod tests {
         // Counters in shared memory and dashboards rely on these never moving.
         assert_eq!(Outcome::Accepted.index(), 0);
         assert_eq!(Outcome::Malformed.index(), 1);
-        assert_eq!(Outcome::InternalError.index(), Outcome::COUNT - 1);
+        assert_eq!(Outcome::InternalError.index(), 26);
+        // Appended later, at the end.
+        assert_eq!(Outcome::GrantEnded.index(), 27);
+        assert_eq!(Outcome::NotGrantee.index(), Outcome::COUNT - 1);
     }
 
     #[test]
