@@ -10,6 +10,8 @@ export CARGO_TARGET_DIR := env("CARGO_TARGET_DIR", cache / "cargo-target")
 pg_config := "$(grep '^PGRX_PG_CONFIG_PATH=' \"" + cache + "/world.env\" | tail -n1 | cut -d= -f2-)"
 # Where the validator module is put, named as PostgreSQL loads it (oauth_validator_libraries = 'pgrator_validator').
 export PGRATOR_VALIDATOR_LIB := CARGO_TARGET_DIR / "pgrator/lib/pgrator_validator.so"
+# The same module built with a fault trigger, for the panic test only (never shipped).
+export PGRATOR_VALIDATOR_FAULTS_LIB := CARGO_TARGET_DIR / "pgrator/lib-faults/pgrator_validator.so"
 
 # List the recipes.
 default:
@@ -29,6 +31,17 @@ build-validator: (world "tools" "postgres")
     install -m 0644 "$CARGO_TARGET_DIR/release/libpgrator_validator.so" "$PGRATOR_VALIDATOR_LIB.tmp"
     mv "$PGRATOR_VALIDATOR_LIB.tmp" "$PGRATOR_VALIDATOR_LIB"
     echo "validator module: $PGRATOR_VALIDATOR_LIB"
+
+# The validator with a fault trigger, for the test that proves a panic becomes a refusal (its own profile and output
+# directory: never mistaken for the release module, never shipped).
+build-validator-faults: (world "tools" "postgres")
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export PGRX_PG_CONFIG_PATH="{{pg_config}}"
+    cargo build --profile faults -p pgrator-validator --features fault-injection
+    mkdir -p "$(dirname "$PGRATOR_VALIDATOR_FAULTS_LIB")"
+    install -m 0644 "$CARGO_TARGET_DIR/faults/libpgrator_validator.so" "$PGRATOR_VALIDATOR_FAULTS_LIB.tmp"
+    mv "$PGRATOR_VALIDATOR_FAULTS_LIB.tmp" "$PGRATOR_VALIDATOR_FAULTS_LIB"
 
 # The demo on the embedded default: test world, validator, PostgreSQL 18, and a psql login through the device flow.
 demo: world build-validator
@@ -59,7 +72,7 @@ lint: (world "tools" "postgres")
 
 # Every test: lints, unit and property tests, and the end-to-end tests against the real parts.
 # (The validator module is a PostgreSQL plugin: it is tested loaded into PostgreSQL, by the e2e tests.)
-test: world build-validator lint
+test: world build-validator build-validator-faults lint
     #!/usr/bin/env bash
     set -euo pipefail
     log="$(mktemp)"

@@ -42,6 +42,25 @@ pub fn validator_extension_files() -> Result<Vec<PathBuf>> {
 /// Lays the module out the way an extension image does under `/extensions/<name>`: `lib/pgrator_validator.so`
 /// and `share/extension/` (control and SQL files), readable by the unprivileged server.
 pub fn stage_validator(dir: &Path) -> Result<()> {
+    stage_validator_module(dir, &validator_lib()?)
+}
+
+/// The module built with its fault trigger by `./just build-validator-faults` (`PGRATOR_VALIDATOR_FAULTS_LIB`).
+pub fn validator_faults_lib() -> Result<PathBuf> {
+    let path = std::env::var_os("PGRATOR_VALIDATOR_FAULTS_LIB").map(PathBuf::from).context(
+        "PGRATOR_VALIDATOR_FAULTS_LIB is not set: build it with `./just build-validator-faults` (`./just test` does)",
+    )?;
+    if !path.is_file() {
+        bail!(
+            "{} does not exist: build it with `./just build-validator-faults`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// As [`stage_validator`], with the module at `module`.
+pub fn stage_validator_module(dir: &Path, module: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let lib_dir = dir.join("lib");
     let share_dir = dir.join("share");
@@ -49,7 +68,7 @@ pub fn stage_validator(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(&lib_dir)?;
     std::fs::create_dir_all(&ext_dir)?;
     let mut files = vec![(
-        validator_lib()?,
+        module.to_path_buf(),
         lib_dir.join(format!("{VALIDATOR_NAME}.so")),
     )];
     for f in validator_extension_files()? {
@@ -141,9 +160,18 @@ impl OAuthDb {
     /// Starts the IdP and PostgreSQL with an `oauth` HBA line for the IdP's issuer, the validator loaded from a
     /// staged copy of the module, and `ident` as pg_ident.conf lines of the `oauth` map.
     pub fn start(ident: &[(&str, &str)], extra: PgConfig) -> Result<OAuthDb> {
+        Self::start_with_module(&validator_lib()?, ident, extra)
+    }
+
+    /// As [`OAuthDb::start`], loading the validator module at `module`.
+    pub fn start_with_module(
+        module: &Path,
+        ident: &[(&str, &str)],
+        extra: PgConfig,
+    ) -> Result<OAuthDb> {
         let idp = Idp::start(IdpConfig::default()).context("starting the IdP")?;
         let ext = tempfile::Builder::new().prefix("pgrator-ext-").tempdir()?;
-        stage_validator(ext.path())?;
+        stage_validator_module(ext.path(), module)?;
         let config = validator_pg_config(&idp, ext.path(), ident, extra);
         let pg = Postgres::start(config).context("starting PostgreSQL 18")?;
         let trust_bundle = idp.ca().system_bundle_with_ca()?;

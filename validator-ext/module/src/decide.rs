@@ -29,6 +29,10 @@ impl Decision {
 }
 
 pub fn decide(token: &[u8], line: &OAuthHba) -> Decision {
+    #[cfg(feature = "fault-injection")]
+    if token == b"pgrator-fault.panic" {
+        panic!("fault injected: a panic inside the validator");
+    }
     let Ok(token) = std::str::from_utf8(token) else {
         return Decision::refuse(Outcome::Malformed, "the token is not valid UTF-8");
     };
