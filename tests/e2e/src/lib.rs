@@ -5,3 +5,4 @@ pub mod cnpg_standin;
 pub mod oauth_db;
 pub mod operator;
 pub mod validator_image;
+pub mod wire;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use pgrator_e2e::oauth_db::{OAuthDb, hba_scope};
+use pgrator_e2e::wire::login_select_close;
 use pgrator_world::idp::defaults::{ALICE, ALICE_SUB, PROJECT_ID, PSQL};
 use pgrator_world::libpq::TokenClient;
 use pgrator_world::postgres::PgConfig;
@@ -113,6 +114,25 @@ fn main() -> Result<()> {
     let wall = started.elapsed();
     let idp = db.idp.stats()?;
 
+    // The same, one connection each, with a client that sends the token in its first message (no discovery
+    // connection), next to trust through the same client.
+    let port = db.pg.port();
+    let token_text = String::from_utf8_lossy(&kinds[2].token).into_owned();
+    let mut raw_trust = Vec::with_capacity(n);
+    let mut raw_oauth = Vec::with_capacity(n);
+    for _ in 0..10 {
+        login_select_close(port, "bench_trust", "postgres", None)?;
+        login_select_close(port, "alice", "postgres", Some(&token_text))?;
+    }
+    for _ in 0..n {
+        let t = Instant::now();
+        login_select_close(port, "bench_trust", "postgres", None)?;
+        raw_trust.push(t.elapsed());
+        let t = Instant::now();
+        login_select_close(port, "alice", "postgres", Some(&token_text))?;
+        raw_oauth.push(t.elapsed());
+    }
+
     println!(
         "\n{:<20} {:>9} {:>9} {:>9} {:>10}",
         "login", "p50 ms", "p99 ms", "mean ms", "logins/s"
@@ -142,6 +162,27 @@ fn main() -> Result<()> {
         / percentile(&kinds[0].times, 0.5).as_secs_f64();
     println!("ratio of medians: oauth/trust = {oauth_p50:.2}x");
     println!("(an OAuth login is two connections in libpq 18: discovery, then the token)");
+    raw_trust.sort();
+    raw_oauth.sort();
+    let mean = |v: &[Duration]| v.iter().sum::<Duration>() / v.len() as u32;
+    println!(
+        "\none connection, token in the first message (a client holding a token, e.g. a pooler):"
+    );
+    for (name, times) in [("trust", &raw_trust), ("oauth (validator)", &raw_oauth)] {
+        println!(
+            "{:<20} {:>9.2} {:>9.2} {:>9.2} {:>10.0}",
+            name,
+            ms(percentile(times, 0.5)),
+            ms(percentile(times, 0.99)),
+            ms(mean(times)),
+            1.0 / mean(times).as_secs_f64()
+        );
+    }
+    println!(
+        "ratio of means: oauth/trust = {:.2}x, ratio of medians: {:.2}x",
+        mean(&raw_oauth).as_secs_f64() / mean(&raw_trust).as_secs_f64(),
+        percentile(&raw_oauth, 0.5).as_secs_f64() / percentile(&raw_trust, 0.5).as_secs_f64()
+    );
     println!(
         "IdP requests per 1000 OAuth logins (steady state): {:.1} ({} requests, {} logins, run {:.1} s)",
         idp.total as f64 * 1000.0 / n as f64,
