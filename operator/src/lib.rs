@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod desired;
+pub mod https;
 pub mod manifests;
 pub mod names;
 pub mod quantity;

@@ -12,8 +12,6 @@ use pgrator_token::{
 
 use crate::config::IdpConfig;
 
-/// Debian's bundle of the system's trusted CAs (the default when no CA file is configured).
-const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 const KEYS_FRESH_FOR: Duration = Duration::from_secs(300);
 const REFETCH_AT_MOST_EVERY: Duration = Duration::from_secs(10);
 
@@ -135,31 +133,10 @@ fn refused(refusal: pgrator_token::Refusal) -> VerifyError {
 }
 
 fn agent(ca_file: Option<&str>) -> Result<ureq::Agent, VerifyError> {
-    use ureq::tls::{PemItem, RootCerts, TlsConfig};
-    let path = ca_file.unwrap_or(SYSTEM_CA_BUNDLE);
-    let pem = std::fs::read(path).map_err(|e| VerifyError::CaFile {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-        .filter_map(|item| match item {
-            Ok(PemItem::Certificate(c)) => Some(c),
-            _ => None,
-        })
-        .collect();
-    if certs.is_empty() {
-        return Err(VerifyError::CaFile {
-            path: path.to_owned(),
-            reason: "no certificate in it".into(),
-        });
-    }
-    let roots = RootCerts::new_with_certs(&certs);
-    Ok(ureq::Agent::config_builder()
-        .tls_config(TlsConfig::builder().root_certs(roots).build())
-        .timeout_global(Some(Duration::from_secs(5)))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent("pgrator-access-api")
-        .build()
-        .new_agent())
+    crate::https::agent(ca_file, Duration::from_secs(5), "pgrator-access-api").map_err(|reason| {
+        VerifyError::CaFile {
+            path: ca_file.unwrap_or("the system bundle").to_owned(),
+            reason,
+        }
+    })
 }

@@ -68,33 +68,13 @@ enum Top {
 enum PostgresCommand {
     /// Request personal access and wait until it is active.
     Access {
-        name: String,
-        #[arg(long, short = 'n')]
-        namespace: String,
-        #[arg(long, value_parser = ["read", "readwrite", "admin"], default_value = "read")]
-        level: String,
-        /// How long: 30m, 2h, 1h30m.
-        #[arg(long, default_value = "1h")]
-        ttl: String,
-        /// Why (kept in the audit trail).
-        #[arg(long)]
-        reason: String,
         #[command(flatten)]
-        connect: Connect,
+        request: Request,
     },
-    /// Request access (unless given a role) and run psql logged in through the device flow.
+    /// Request access, then run psql logged in through the device flow (through the proxy unless --host is given).
     Psql {
-        name: String,
-        #[arg(long, short = 'n')]
-        namespace: String,
-        #[arg(long, value_parser = ["read", "readwrite", "admin"], default_value = "read")]
-        level: String,
-        #[arg(long, default_value = "1h")]
-        ttl: String,
-        #[arg(long)]
-        reason: String,
         #[command(flatten)]
-        connect: Connect,
+        request: Request,
         /// psql to run.
         #[arg(long, env = "PGRATOR_PSQL", default_value = "psql")]
         psql: PathBuf,
@@ -116,6 +96,36 @@ enum PostgresCommand {
     },
     /// Your grants, with the time left.
     Accesses,
+}
+
+/// What `access` and `psql` ask for.
+#[derive(Args)]
+struct Request {
+    name: String,
+    #[arg(long, short = 'n')]
+    namespace: String,
+    #[arg(long, value_parser = ["read", "readwrite", "admin"], default_value = "read")]
+    level: String,
+    /// How long: 30m, 2h, 1h30m.
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+    /// Why (kept in the audit trail).
+    #[arg(long)]
+    reason: String,
+    #[command(flatten)]
+    connect: Connect,
+}
+
+impl Request {
+    fn wanted(&self) -> Wanted<'_> {
+        Wanted {
+            namespace: &self.namespace,
+            postgres: &self.name,
+            level: &self.level,
+            ttl: &self.ttl,
+            reason: &self.reason,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -176,54 +186,24 @@ fn run(cli: Cli) -> Result<(), CliError> {
         scopes: scopes.clone(),
     };
     match cli.command {
-        Top::Postgres(PostgresCommand::Access {
-            name,
-            namespace,
-            level,
-            ttl,
-            reason,
-            connect,
-        }) => {
-            let t = target(&name, &namespace, &connect);
-            session.access(
-                &Wanted {
-                    namespace: &namespace,
-                    postgres: &name,
-                    level: &level,
-                    ttl: &ttl,
-                    reason: &reason,
-                },
-                &t,
-                Duration::from_secs(connect.wait),
-            )?;
+        Top::Postgres(PostgresCommand::Access { request }) => {
+            let t = target(&request.name, &request.namespace, &request.connect);
+            let wait = Duration::from_secs(request.connect.wait);
+            session.access(&request.wanted(), &t, wait)?;
             Ok(())
         }
         Top::Postgres(PostgresCommand::Psql {
-            name,
-            namespace,
-            level,
-            ttl,
-            reason,
-            connect,
+            request,
             psql,
             psql_args,
         }) => {
-            let mut t = target(&name, &namespace, &connect);
-            let role = session.access(
-                &Wanted {
-                    namespace: &namespace,
-                    postgres: &name,
-                    level: &level,
-                    ttl: &ttl,
-                    reason: &reason,
-                },
-                &t,
-                Duration::from_secs(connect.wait),
-            )?;
-            if connect.host.is_none() {
+            let mut t = target(&request.name, &request.namespace, &request.connect);
+            let wait = Duration::from_secs(request.connect.wait);
+            let role = session.access(&request.wanted(), &t, wait)?;
+            if request.connect.host.is_none() {
                 // Through a forwarded port: the proxy runs beside psql until psql ends.
                 t.host = "127.0.0.1".into();
-                t.port = start_proxy(&namespace, &name)?;
+                t.port = start_proxy(&request.namespace, &request.name)?;
             }
             let status = std::process::Command::new(&psql)
                 .arg(t.conninfo(&role))

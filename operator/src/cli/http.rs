@@ -4,33 +4,13 @@ use std::time::Duration;
 
 use super::CliError;
 
-const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
 pub fn agent(ca_file: Option<&str>) -> Result<ureq::Agent, CliError> {
-    use ureq::tls::{PemItem, RootCerts, TlsConfig};
-    let path = ca_file.unwrap_or(SYSTEM_CA_BUNDLE);
-    let pem = std::fs::read(path)
-        .map_err(|e| CliError::Usage(format!("reading the CA file {path}: {e}")))?;
-    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-        .filter_map(|item| match item {
-            Ok(PemItem::Certificate(c)) => Some(c),
-            _ => None,
-        })
-        .collect();
-    if certs.is_empty() {
-        return Err(CliError::Usage(format!("no certificate in {path}")));
-    }
-    Ok(ureq::Agent::config_builder()
-        .tls_config(
-            TlsConfig::builder()
-                .root_certs(RootCerts::new_with_certs(&certs))
-                .build(),
-        )
-        .timeout_global(Some(Duration::from_secs(15)))
-        .http_status_as_error(false)
-        .user_agent(concat!("pgrator/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent())
+    crate::https::agent(
+        ca_file,
+        Duration::from_secs(15),
+        concat!("pgrator/", env!("CARGO_PKG_VERSION")),
+    )
+    .map_err(CliError::Usage)
 }
 
 /// Reads a JSON answer (any status) or explains why there is none.

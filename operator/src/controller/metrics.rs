@@ -122,22 +122,18 @@ impl Metrics {
             .inc();
     }
 
-    /// Requests of every verb but GET/LIST/WATCH (creates, patches, deletes) so far.
+    /// Requests that change something (creates, patches, deletes) so far.
     pub fn writes(&self) -> u64 {
-        ["POST", "PUT", "PATCH", "DELETE"]
-            .iter()
-            .map(|v| {
-                self.api_requests
-                    .get_or_create(&RequestLabels {
-                        verb: (*v).to_owned(),
-                    })
-                    .get()
-            })
-            .sum()
+        self.requests_of(&["POST", "PUT", "PATCH", "DELETE"])
     }
 
+    /// Requests of every verb so far (watch requests count once, when they start).
     pub fn requests(&self) -> u64 {
-        ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        self.requests_of(&["GET", "POST", "PUT", "PATCH", "DELETE"])
+    }
+
+    fn requests_of(&self, verbs: &[&str]) -> u64 {
+        verbs
             .iter()
             .map(|v| {
                 self.api_requests

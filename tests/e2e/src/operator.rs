@@ -182,3 +182,35 @@ pub fn cli_binary() -> std::path::PathBuf {
     );
     path
 }
+
+/// A client with the operator's CRDs installed, and a fresh namespace `<prefix>-...`.
+pub async fn setup(prefix: &str) -> (kube::Client, String) {
+    let client = plane().client().await.expect("client");
+    install_crds(&client).await;
+    let ns = plane().namespace(prefix).await.expect("namespace");
+    (client, ns)
+}
+
+/// Creates the Postgres `name` in `ns` (PostgreSQL 18, 500m, 2Gi, 10Gi) with `extra` merged into spec.cluster.
+pub async fn create_postgres(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    extra: serde_json::Value,
+) -> pgrator_operator::api::Postgres {
+    use pgrator_operator::api::Postgres;
+    let mut cluster = serde_json::json!({"majorVersion": "18", "resources": {"cpu": "500m", "memory": "2Gi", "diskSize": "10Gi"}});
+    if let (Some(c), Some(e)) = (cluster.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    let pg: Postgres = serde_json::from_value(serde_json::json!({
+        "apiVersion": "data.nais.io/v1", "kind": "Postgres",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"cluster": cluster},
+    }))
+    .expect("a Postgres");
+    Api::<Postgres>::namespaced(client.clone(), ns)
+        .create(&kube::api::PostParams::default(), &pg)
+        .await
+        .expect("create the Postgres")
+}

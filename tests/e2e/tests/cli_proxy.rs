@@ -7,27 +7,16 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use pgrator_e2e::operator::{Operator, cli_binary, get, install_crds, plane, wait_for};
-use pgrator_operator::api::Postgres;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use pgrator_e2e::operator::{Operator, cli_binary, create_postgres, get, plane, setup, wait_for};
 use pgrator_operator::desired::kinds;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_finds_the_primary_and_forwards_through_the_api() {
-    let client = plane().client().await.expect("client");
-    install_crds(&client).await;
-    let ns = plane().namespace("proxy").await.expect("namespace");
+    let (client, ns) = setup("proxy").await;
     let operator = Operator::start(&ns, None).await;
-    let pg: Postgres = serde_json::from_value(json!({
-        "apiVersion": "data.nais.io/v1", "kind": "Postgres", "metadata": {"name": "orders"},
-        "spec": {"cluster": {"majorVersion": "18", "resources": {"cpu": "500m", "memory": "1Gi", "diskSize": "10Gi"}}},
-    }))
-    .expect("a Postgres");
-    Api::<Postgres>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &pg)
-        .await
-        .expect("create");
+    create_postgres(&client, &ns, "orders", json!({})).await;
     wait_for("the Cluster", Duration::from_secs(60), || async {
         get(&client, &ns, kinds::CLUSTER, "orders").await
     })

@@ -7,33 +7,13 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use pgrator_e2e::operator::{Operator, get, install_crds, plane, wait_for};
-use pgrator_operator::api::{Postgres, PostgresAccess};
+use pgrator_e2e::operator::{Operator, create_postgres, get, setup, wait_for};
+use pgrator_operator::api::PostgresAccess;
 use pgrator_operator::desired::access::DATABASE_ROLE;
 use pgrator_operator::desired::kinds;
 use serde_json::{Value, json};
 
 const CONVERGE: Duration = Duration::from_secs(60);
-
-async fn setup(prefix: &str) -> (kube::Client, String) {
-    let client = plane().client().await.expect("client");
-    install_crds(&client).await;
-    let ns = plane().namespace(prefix).await.expect("namespace");
-    (client, ns)
-}
-
-async fn create_postgres(client: &kube::Client, ns: &str, name: &str) {
-    let pg: Postgres = serde_json::from_value(json!({
-        "apiVersion": "data.nais.io/v1", "kind": "Postgres",
-        "metadata": {"name": name},
-        "spec": {"cluster": {"majorVersion": "18", "resources": {"cpu": "500m", "memory": "2Gi", "diskSize": "10Gi"}}},
-    }))
-    .expect("a Postgres");
-    Api::<Postgres>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &pg)
-        .await
-        .expect("create the Postgres");
-}
 
 fn grant(name: &str, postgres: &str, subject: &str, level: &str, expires: Timestamp) -> Value {
     json!({
@@ -83,7 +63,7 @@ fn cluster_has(cluster: &DynamicObject, subject: &str, role: &str) -> (bool, boo
 async fn a_grant_opens_a_personal_role_and_closes_it_at_its_end() {
     let (client, ns) = setup("acc-life").await;
     let operator = Operator::start(&ns, None).await;
-    create_postgres(&client, &ns, "orders").await;
+    create_postgres(&client, &ns, "orders", json!({})).await;
     let end = Timestamp::now() + jiff::SignedDuration::from_secs(12);
     create_grant(
         &client,
@@ -158,7 +138,7 @@ async fn a_grant_opens_a_personal_role_and_closes_it_at_its_end() {
 async fn bad_grants_are_refused_or_failed() {
     let (client, ns) = setup("acc-bad").await;
     let operator = Operator::start(&ns, None).await;
-    create_postgres(&client, &ns, "orders").await;
+    create_postgres(&client, &ns, "orders", json!({})).await;
     let soon = Timestamp::now() + jiff::SignedDuration::from_secs(3600);
 
     // The schema refuses a short reason and a change after creation.

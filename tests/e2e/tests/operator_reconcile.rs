@@ -6,37 +6,13 @@
 use std::time::Duration;
 
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use pgrator_e2e::operator::{Operator, example_config, get, install_crds, plane, wait_for};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use pgrator_e2e::operator::{Operator, create_postgres, example_config, get, setup, wait_for};
 use pgrator_operator::api::Postgres;
 use pgrator_operator::desired::{Child, desired, kinds};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const CONVERGE: Duration = Duration::from_secs(60);
-
-async fn setup(prefix: &str) -> (kube::Client, String) {
-    let client = plane().client().await.expect("client");
-    install_crds(&client).await;
-    let ns = plane().namespace(prefix).await.expect("namespace");
-    (client, ns)
-}
-
-async fn create_postgres(client: &kube::Client, ns: &str, name: &str, extra: Value) -> Postgres {
-    let mut cluster = json!({"majorVersion": "18", "resources": {"cpu": "500m", "memory": "2Gi", "diskSize": "10Gi"}});
-    if let (Some(c), Some(e)) = (cluster.as_object_mut(), extra.as_object()) {
-        c.extend(e.clone());
-    }
-    let pg: Postgres = serde_json::from_value(json!({
-        "apiVersion": "data.nais.io/v1", "kind": "Postgres",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"cluster": cluster},
-    }))
-    .expect("a Postgres");
-    Api::<Postgres>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &pg)
-        .await
-        .expect("create the Postgres")
-}
 
 /// The objects the operator should make for `pg` (from the same pure function it uses).
 fn expected(pg: &Postgres) -> Vec<Child> {

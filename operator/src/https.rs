@@ -1,0 +1,40 @@
+//! One HTTPS agent (ureq, rustls) trusting the system's CAs or a given CA file: the access API's key fetches and
+//! the CLI's calls to the IdP and the API.
+
+use std::time::Duration;
+
+/// Debian's bundle of the system's trusted CAs (the default when no CA file is given).
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// An agent trusting the CAs in `ca_file` (default: the system's), with a deadline per request; HTTP errors are
+/// answers, not errors. Errs with a sentence naming the file when it cannot be used.
+pub fn agent(
+    ca_file: Option<&str>,
+    timeout: Duration,
+    user_agent: &str,
+) -> Result<ureq::Agent, String> {
+    use ureq::tls::{PemItem, RootCerts, TlsConfig};
+    let path = ca_file.unwrap_or(SYSTEM_CA_BUNDLE);
+    let pem = std::fs::read(path).map_err(|e| format!("reading the CA file {path}: {e}"))?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(format!("no certificate in the CA file {path}"));
+    }
+    Ok(ureq::Agent::config_builder()
+        .tls_config(
+            TlsConfig::builder()
+                .root_certs(RootCerts::new_with_certs(&certs))
+                .build(),
+        )
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(user_agent)
+        .build()
+        .new_agent())
+}
