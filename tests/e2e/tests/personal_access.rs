@@ -345,6 +345,100 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         bob.stderr
     );
 
+    // Bad requests get a 4xx that says what to fix, never a 500.
+    let cached: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(cache.path().join(format!("{ALICE}.json")))
+            .expect("the CLI cached alice's login"),
+    )
+    .expect("JSON");
+    let bearer = format!(
+        "Bearer {}",
+        cached["access_token"].as_str().expect("a token")
+    );
+    let api = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let base = format!("http://127.0.0.1:{api_port}/api/v1/namespaces/{ns}");
+    let good = r#"{"level":"read","ttl":"1h","reason":"checking the nightly job"}"#;
+    for (what, path, auth, body, status, says) in [
+        (
+            "no token",
+            "postgres/orders/access",
+            None,
+            good,
+            401,
+            "Authorization: Bearer",
+        ),
+        (
+            "a forged token",
+            "postgres/orders/access",
+            Some("Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"),
+            good,
+            401,
+            "refused",
+        ),
+        (
+            "not JSON",
+            "postgres/orders/access",
+            Some(bearer.as_str()),
+            "level=read",
+            400,
+            "must be JSON",
+        ),
+        (
+            "an unknown level",
+            "postgres/orders/access",
+            Some(bearer.as_str()),
+            r#"{"level":"root","ttl":"1h","reason":"checking the nightly job"}"#,
+            400,
+            "unknown variant",
+        ),
+        (
+            "a short reason",
+            "postgres/orders/access",
+            Some(bearer.as_str()),
+            r#"{"level":"read","ttl":"1h","reason":"x"}"#,
+            422,
+            "reason must say why",
+        ),
+        (
+            "too long",
+            "postgres/orders/access",
+            Some(bearer.as_str()),
+            r#"{"level":"read","ttl":"9h","reason":"checking the nightly job"}"#,
+            422,
+            "longer than the platform allows",
+        ),
+        (
+            "no such database",
+            "postgres/nothere/access",
+            Some(bearer.as_str()),
+            good,
+            404,
+            "there is no Postgres nothere",
+        ),
+        (
+            "a bad name",
+            "postgres/Bad_Name/access",
+            Some(bearer.as_str()),
+            good,
+            400,
+            "is not a Postgres name",
+        ),
+    ] {
+        let mut request = api
+            .post(&format!("{base}/{path}"))
+            .header("Content-Type", "application/json");
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
+        let mut response = request.send(body).expect("the API answers");
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        assert_eq!(response.status().as_u16(), status, "{what}: {text}");
+        assert!(text.contains(says), "{what}: {text}");
+    }
+
     // The audit trail: who, when, why.
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
     let audit = events
