@@ -147,3 +147,34 @@ impl Metrics {
 }
 
 pub type SharedMetrics = Arc<Metrics>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_every_metric() {
+        let m = Metrics::default();
+        m.count_request("PATCH");
+        m.count_request("GET");
+        m.reconciles.inc();
+        m.reconcile_duration.observe(0.002);
+        m.applies
+            .get_or_create(&ApplyLabels {
+                kind: "Cluster",
+                outcome: "Created",
+            })
+            .inc();
+        let text = m.render();
+        for name in [
+            "pgrator_reconcile_duration_seconds_bucket",
+            "pgrator_reconciles_total 1",
+            "pgrator_applies_total{kind=\"Cluster\",outcome=\"Created\"} 1",
+            "pgrator_api_requests_total{verb=\"PATCH\"} 1",
+            "pgrator_leader 0",
+        ] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+        assert_eq!((m.writes(), m.requests()), (1, 2));
+    }
+}
