@@ -333,3 +333,81 @@ async fn with_leader_election_only_one_operator_acts() {
     assert!(b.metrics.writes() > 0);
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_validator_image_and_new_settings_roll_out_in_two_steps() {
+    let (client, ns) = setup("op-rollout").await;
+    let first = Operator::start(&ns, None).await;
+    let pg = create_postgres(&client, &ns, "staged", json!({})).await;
+    converged(&client, &pg).await;
+    first.stop().await;
+
+    // The platform ships a new validator image and a new validator setting at once.
+    let mut config = example_config();
+    config.validator.image = config.validator.image.replace(
+        "sha256:4370df898dad12e7547b99971ec2bc60410ce56a25311f53dbb590a5755e9802",
+        "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+    );
+    config
+        .validator
+        .settings
+        .insert("clock_skew".into(), "10s".into());
+    let second = Operator::start_with(&ns, None, config).await;
+    let clusters: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &kinds::CLUSTER.api_resource());
+    let image = |c: &DynamicObject| {
+        c.data
+            .pointer("/spec/postgresql/extensions/0/image/reference")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let skew = |c: &DynamicObject| {
+        c.data
+            .pointer("/spec/postgresql/parameters/pgrator_validator.clock_skew")
+            .cloned()
+    };
+    // Step 1: the image alone.
+    let step1 = wait_for("the new image", CONVERGE, || async {
+        let c = clusters.get("staged").await.ok()?;
+        image(&c).contains("sha256:1111").then_some(c)
+    })
+    .await;
+    assert_eq!(skew(&step1), None, "the settings came with the image");
+    let api = Api::<Postgres>::namespaced(client.clone(), &ns);
+    // (ValidatorImageFirst while the image is applied, WaitingForRollout while CNPG rolls the pods.)
+    wait_for("Progressing: settings held back", CONVERGE, || async {
+        let p = api.get("staged").await.ok()?;
+        p.status?
+            .conditions
+            .iter()
+            .any(|c| {
+                c.type_ == "Progressing"
+                    && ["ValidatorImageFirst", "WaitingForRollout"].contains(&c.reason.as_str())
+            })
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let held = clusters.get("staged").await.expect("the Cluster");
+    assert_eq!(
+        skew(&held),
+        None,
+        "the settings went out before the rollout ended"
+    );
+    // CNPG rolls the pods and reports the cluster healthy: step 2, the settings.
+    clusters
+        .patch_status(
+            "staged",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Cluster in healthy state", "readyInstances": 2, "instances": 2}})),
+        )
+        .await
+        .expect("play CNPG");
+    wait_for("the new setting", CONVERGE, || async {
+        let c = clusters.get("staged").await.ok()?;
+        (skew(&c) == Some(json!("10s"))).then_some(())
+    })
+    .await;
+    second.stop().await;
+}
