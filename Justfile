@@ -43,9 +43,15 @@ build-validator-faults: (world "tools" "postgres")
     install -m 0644 "$CARGO_TARGET_DIR/faults/libpgrator_validator.so" "$PGRATOR_VALIDATOR_FAULTS_LIB.tmp"
     mv "$PGRATOR_VALIDATOR_FAULTS_LIB.tmp" "$PGRATOR_VALIDATOR_FAULTS_LIB"
 
-# The demo on the embedded default: test world, validator, PostgreSQL 18, and a psql login through the device flow.
+# The demo on the embedded default: a Postgres object to a CNPG database on a real API server, personal access with
+# the CLI, and a psql login as the personal role through the device flow (the whole product, printed step by step).
 demo: world build-validator
+    cargo build --release -q -p pgrator-operator --bin pgrator
     cargo run --release -q -p pgrator-e2e --bin pgrator-demo
+
+# The validator alone: PostgreSQL 18 with the validator, and a psql login through the device flow.
+demo-validator: world build-validator
+    cargo run --release -q -p pgrator-e2e --bin pgrator-demo-validator
 
 # Benchmark: OAuth login through the validator vs trust vs SCRAM (one run, interleaved), time inside the validator,
 # IdP requests per 1000 logins. PGRATOR_BENCH_LOGINS=N sets the logins per kind.

@@ -85,37 +85,35 @@ impl Session<'_> {
         let grant = loop {
             let now = api.get(namespace, &name)?;
             let phase = now["phase"].as_str().unwrap_or("Pending").to_owned();
+            let message = now["message"]
+                .as_str()
+                .filter(|m| !m.is_empty())
+                .unwrap_or("waiting for the operator")
+                .to_owned();
             match phase.as_str() {
                 "Active" => break now,
                 "Failed" | "Expired" => {
                     return Err(CliError::Refused(format!(
-                        "the grant is {phase}: {}",
-                        now["message"].as_str().unwrap_or_default()
+                        "the grant is {phase}: {message}"
                     )));
                 }
                 _ => {}
             }
             if started.elapsed() > wait {
                 return Err(CliError::Unavailable(format!(
-                    "the grant is still {phase} after {} s: {}",
-                    wait.as_secs(),
-                    now["message"].as_str().unwrap_or_default()
+                    "the grant is still {phase} after {} s: {message}",
+                    wait.as_secs()
                 )));
             }
             if spinner {
                 const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
                 let frame = FRAMES[(started.elapsed().as_millis() / 250) as usize % FRAMES.len()];
                 eprint!(
-                    "\r{frame} {phase}: {} ({} s)",
-                    now["message"].as_str().unwrap_or_default(),
+                    "\r{frame} {phase}: {message} ({} s)",
                     started.elapsed().as_secs()
                 );
             } else if phase != last_phase {
-                let _ = writeln!(
-                    self.out,
-                    "{phase}: {}",
-                    now["message"].as_str().unwrap_or_default()
-                );
+                let _ = writeln!(self.out, "{phase}: {message}");
             }
             last_phase = phase;
             std::thread::sleep(Duration::from_millis(500));

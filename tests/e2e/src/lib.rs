@@ -1,6 +1,7 @@
 //! End-to-end tests live in `tests/`, one feature per file; this library holds what several of them (and the
 //! demo) share.
 
+pub mod access_world;
 pub mod cnpg_standin;
 pub mod oauth_db;
 pub mod operator;

@@ -5,22 +5,20 @@
 //! the personal role and can do what the level allows and no more; a person outside the team is refused by the
 //! API; after the end, logins are refused; the audit trail holds who, when and why.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use kube::api::{Api, PostParams};
+use pgrator_e2e::access_world::{cli_env, operator_config, run_cli};
 use pgrator_e2e::cnpg_standin::Standin;
 use pgrator_e2e::oauth_db::{hba_scope, validator_pg_config};
 use pgrator_e2e::operator::{Operator, cli_binary, install_crds, plane, wait_for};
 use pgrator_e2e::validator_image::pull_validator;
 use pgrator_operator::access_api::{ApiState, serve};
 use pgrator_operator::api::Postgres;
-use pgrator_operator::config::OperatorConfig;
 use pgrator_world::idp::defaults::{ALICE, ALICE_SUB, BOB, BOB_SUB, PROJECT_ID, PSQL};
-use pgrator_world::idp::{Idp, IdpApi, IdpConfig, IdpUser};
+use pgrator_world::idp::{Idp, IdpConfig, IdpUser};
 use pgrator_world::libpq::TokenClient;
 use pgrator_world::ports::free_port;
 use pgrator_world::postgres::{PgConfig, Postgres as Pg};
@@ -29,76 +27,6 @@ use pgrator_world::registry::{Registry, RegistryOptions};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-/// The operator's configuration for this world: the test IdP, the pulled image, the server-readable IdP CA.
-fn config(idp: &Idp, image: &str) -> OperatorConfig {
-    let ca = idp.ca_pem_path().display().to_string();
-    let text = format!(
-        r#"
-idp:
-  issuer: {issuer}
-  clientId: {PSQL}
-  scopes: [{scopes}]
-  audience: "{PROJECT_ID}"
-  caFile: {ca}
-validator:
-  image: {image}
-  settings: {{ca_file: {ca}}}
-postgres:
-  images: {{"18": "ghcr.io/cloudnative-pg/postgresql:18.1-system-bookworm"}}
-backup: {{bucketPrefix: pgrator-backup, location: europe-north1}}
-gcp: {{project: platform-test}}
-network: {{cnpgNamespace: cnpg-system, prometheusNamespace: monitoring}}
-"#,
-        issuer = idp.issuer(),
-        scopes = hba_scope().split(' ').collect::<Vec<_>>().join(", "),
-    );
-    OperatorConfig::from_yaml(&text).expect("the test configuration is valid")
-}
-
-struct CliRun {
-    stdout: String,
-    stderr: String,
-    code: Option<i32>,
-    /// From the start until the CLI said the access is active.
-    active_after: Option<Duration>,
-}
-
-/// Runs `pgrator` with `args`, approving its device-flow login at the IdP as `person`.
-fn run_cli(env: &[(&str, String)], args: &[&str], idp: IdpApi, person: &'static str) -> CliRun {
-    let started = Instant::now();
-    let mut child = Command::new(cli_binary())
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start pgrator");
-    let stderr = child.stderr.take().expect("stderr");
-    let err_thread =
-        std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    let mut stdout = String::new();
-    let mut active_after = None;
-    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
-        let line = line.unwrap_or_default();
-        if let Some(code) = line.split("enter the code ").nth(1) {
-            idp.approve(code.trim(), person)
-                .expect("approve the CLI's login");
-        }
-        if line.starts_with("Access is active") {
-            active_after = Some(started.elapsed());
-        }
-        stdout.push_str(&line);
-        stdout.push('\n');
-    }
-    let status = child.wait().expect("wait for pgrator");
-    CliRun {
-        stdout,
-        stderr: err_thread.join().unwrap_or_default(),
-        code: status.code(),
-        active_after,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_developer_gets_time_limited_access_end_to_end() {
@@ -136,7 +64,7 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         .expect("start PostgreSQL 18"),
     );
 
-    let config = config(&idp, &pulled.reference);
+    let config = operator_config(&idp, &pulled.reference);
     let operator = Operator::start_with(&ns, None, config.clone()).await;
     let api_port = free_port();
     let state = ApiState::new(plane().client().await.expect("client"), Arc::new(config))
@@ -171,26 +99,7 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
 
     // The developer asks for access with the CLI.
     let cache = tempfile::tempdir().expect("token cache dir");
-    let env = |person: &str| {
-        vec![
-            ("PGRATOR_API", format!("http://127.0.0.1:{api_port}")),
-            ("PGRATOR_ISSUER", idp.issuer().to_string()),
-            ("PGRATOR_CLIENT_ID", PSQL.to_string()),
-            (
-                "PGRATOR_SCOPES",
-                format!("{} urn:zitadel:iam:org:projects:roles", hba_scope()),
-            ),
-            ("PGRATOR_CA_FILE", idp.ca_pem_path().display().to_string()),
-            (
-                "PGRATOR_TOKEN_CACHE",
-                cache
-                    .path()
-                    .join(format!("{person}.json"))
-                    .display()
-                    .to_string(),
-            ),
-        ]
-    };
+    let env = |person: &str| cli_env(&idp, api_port, cache.path(), person);
     let port = pg.port().to_string();
     let alice_env = env(ALICE);
     let idp_api = idp.api().clone();
@@ -215,7 +124,7 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let cli = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_cli(&alice_env, &args, idp_api, ALICE)
+        run_cli(&cli_binary(), &alice_env, &args, &idp_api, ALICE, false)
     })
     .await
     .expect("the CLI ran");
@@ -320,6 +229,7 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
     let ns2 = ns.clone();
     let bob = tokio::task::spawn_blocking(move || {
         run_cli(
+            &cli_binary(),
             &bob_env,
             &[
                 "postgres",
@@ -332,8 +242,9 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
                 "--reason",
                 "just curious about it",
             ],
-            idp_api,
+            &idp_api,
             BOB,
+            false,
         )
     })
     .await
@@ -458,10 +369,12 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
 
     // The end: from then on the login is refused.
     let list = run_cli(
+        &cli_binary(),
         &env(ALICE),
         &["postgres", "accesses"],
-        idp.api().clone(),
+        idp.api(),
         ALICE,
+        false,
     );
     assert!(list.stdout.contains(&role), "{}", list.stdout);
     let grants: Api<pgrator_operator::api::PostgresAccess> = Api::namespaced(client.clone(), &ns);
