@@ -97,6 +97,14 @@ pub async fn serve(addr: SocketAddr, state: Arc<ApiState>) -> std::io::Result<()
 
 /// The caller, from the `Authorization: Bearer` header.
 async fn caller(state: &ApiState, headers: &HeaderMap) -> Result<Accepted, ApiError> {
+    caller_and_token(state, headers).await.map(|(who, _)| who)
+}
+
+/// The caller and the token they sent.
+async fn caller_and_token(
+    state: &ApiState,
+    headers: &HeaderMap,
+) -> Result<(Accepted, String), ApiError> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -112,10 +120,11 @@ async fn caller(state: &ApiState, headers: &HeaderMap) -> Result<Accepted, ApiEr
         })?
         .to_owned();
     let verifier = state.verifier.clone();
-    let verdict = tokio::task::spawn_blocking(move || verifier.verify(&token))
+    let checked = token.clone();
+    let verdict = tokio::task::spawn_blocking(move || verifier.verify(&checked))
         .await
         .map_err(|_| ApiError::internal("token verification stopped"))?;
-    verdict.map_err(|e| match e {
+    verdict.map(|who| (who, token)).map_err(|e| match e {
         verify::VerifyError::Idp(_) | verify::VerifyError::CaFile { .. } => {
             tracing::warn!(error = %e, "cannot verify tokens");
             ApiError::new(
@@ -166,9 +175,13 @@ async fn request_access(
 ) -> Result<impl IntoResponse, ApiError> {
     check_name("namespace", &namespace)?;
     check_name("Postgres", &name)?;
-    let who = caller(&state, &headers).await?;
+    let (who, token) = caller_and_token(&state, &headers).await?;
     let request = AccessRequest::parse(&body, state.config.access.max_ttl())?;
     require_member(&who, &namespace)?;
+    let verifier = state.verifier.clone();
+    let email = tokio::task::spawn_blocking(move || verifier.email(&token))
+        .await
+        .unwrap_or(None);
 
     let postgres_api: Api<Postgres> = Api::namespaced(state.client.clone(), &namespace);
     let postgres = postgres_api
@@ -188,9 +201,14 @@ async fn request_access(
     let expires = expires.round(jiff::Unit::Second).unwrap_or(expires);
     let identity = Identity {
         subject: who.authn_id.clone(),
-        email: None,
+        email,
     };
-    let role = role_name(&identity.subject, None, request.level);
+    let role = role_name(&identity.subject, identity.email.as_deref(), request.level);
+    let who_reads = identity
+        .email
+        .clone()
+        .map(|e| format!("{e} ({})", who.authn_id))
+        .unwrap_or_else(|| who.authn_id.clone());
     let mut labels = std::collections::BTreeMap::from([
         (MANAGED_BY.to_owned(), MANAGER.to_owned()),
         (POSTGRES_LABEL.to_owned(), name.clone()),
@@ -224,6 +242,7 @@ async fn request_access(
     tracing::info!(
         audit = true,
         subject = %who.authn_id,
+        email = identity_email(&created),
         namespace,
         postgres = %name,
         level = request.level.as_str(),
@@ -238,8 +257,7 @@ async fn request_access(
         reason: "AccessGranted".into(),
         note: Some(
             format!(
-                "{} was granted {} access as {role} until {expires}: {}",
-                who.authn_id,
+                "{who_reads} was granted {} access as {role} until {expires}: {}",
                 request.level.as_str(),
                 request.reason
             )
@@ -324,6 +342,10 @@ fn describe(grant: &PostgresAccess) -> Value {
         "role": status.role_name.unwrap_or_else(|| role_name(&grant.spec.identity.subject, grant.spec.identity.email.as_deref(), grant.spec.level)),
         "message": status.message,
     })
+}
+
+fn identity_email(grant: &PostgresAccess) -> &str {
+    grant.spec.identity.email.as_deref().unwrap_or_default()
 }
 
 fn is_label_value(s: &str) -> bool {

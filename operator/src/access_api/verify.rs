@@ -32,6 +32,7 @@ pub enum VerifyError {
 struct Keys {
     set: KeySet,
     fetched: Instant,
+    userinfo: Option<String>,
 }
 
 pub struct Verifier {
@@ -101,7 +102,46 @@ impl Verifier {
         Ok(Keys {
             set,
             fetched: Instant::now(),
+            userinfo: meta.userinfo_endpoint,
         })
+    }
+
+    /// The person's verified e-mail from the IdP's userinfo endpoint (Zitadel's access tokens carry none), for
+    /// people to read in role names and audit lines; None when the IdP does not say (never an error: it decides
+    /// nothing). Blocking, like `verify`; call it only with a token `verify` accepted.
+    pub fn email(&self, token: &str) -> Option<String> {
+        let endpoint = self
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|k| k.userinfo.clone())?;
+        let mut response = self
+            .agent
+            .get(&endpoint)
+            .header("Authorization", &format!("Bearer {token}"))
+            .call()
+            .ok()?;
+        if response.status() != 200 {
+            return None;
+        }
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_vec()
+            .ok()?;
+        let info: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        let email = info.get("email")?.as_str()?;
+        let verified = info
+            .get("email_verified")
+            .and_then(serde_json::Value::as_bool)
+            == Some(true);
+        (verified
+            && email.len() <= 254
+            && email.contains('@')
+            && !email.chars().any(|c| c.is_control() || c.is_whitespace()))
+        .then(|| email.to_owned())
     }
 
     fn get(&self, url: &str) -> Result<Vec<u8>, VerifyError> {

@@ -46,8 +46,13 @@ struct Global {
     /// The OAuth client of the CLI and psql (a public client with the device flow).
     #[arg(long, env = "PGRATOR_CLIENT_ID", global = true, default_value = "psql")]
     client_id: String,
-    /// Scopes to ask for (space-separated).
-    #[arg(long, env = "PGRATOR_SCOPES", global = true, default_value = "openid")]
+    /// Scopes to ask for (space-separated; `email` lets the access API name your role after you).
+    #[arg(
+        long,
+        env = "PGRATOR_SCOPES",
+        global = true,
+        default_value = "openid email"
+    )]
     scopes: String,
     /// CA file for the IdP and the API (default: the system's CAs).
     #[arg(long, env = "PGRATOR_CA_FILE", global = true)]

@@ -52,7 +52,7 @@ pub fn cli_env(
         ("PGRATOR_CLIENT_ID", PSQL.to_string()),
         (
             "PGRATOR_SCOPES",
-            format!("{} urn:zitadel:iam:org:projects:roles", hba_scope()),
+            format!("{} email urn:zitadel:iam:org:projects:roles", hba_scope()),
         ),
         ("PGRATOR_CA_FILE", idp.ca_pem_path().display().to_string()),
         (

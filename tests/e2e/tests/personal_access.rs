@@ -142,7 +142,7 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         .and_then(|l| l.split(' ').next())
         .expect("the CLI names the role")
         .to_owned();
-    assert!(role.starts_with("p_user_readwrite_"), "{role}");
+    assert!(role.starts_with("p_alice_readwrite_"), "{role}");
     assert!(
         cli.stdout.contains(&format!("user={role}")),
         "{}",
@@ -362,7 +362,9 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         .expect("an AccessGranted event");
     let note = audit.note.unwrap_or_default();
     assert!(
-        note.contains(ALICE_SUB) && note.contains("repairing order 4711"),
+        note.contains(ALICE_SUB)
+            && note.contains("alice@pgrator.test")
+            && note.contains("repairing order 4711"),
         "{note}"
     );
     assert!(audit.event_time.is_some());
