@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use pgrator_operator::config::OperatorConfig;
 use pgrator_operator::controller::{self, RunOptions, leader::LeaseConfig, metrics::Metrics};
 
@@ -20,35 +20,38 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Args)]
+struct RunArgs {
+    /// The configuration file (YAML; see deploy/config.example.yaml).
+    #[arg(long, env = "PGRATOR_CONFIG")]
+    config: PathBuf,
+    /// Address of /metrics and /healthz.
+    #[arg(long, env = "PGRATOR_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Namespace of the leader lease; without it, no leader election (one replica only).
+    #[arg(long, env = "PGRATOR_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// This replica's identity (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Postgres objects reconciled at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u16,
+    /// Serve the access API on this address (every replica serves it, leader or not).
+    #[arg(long, env = "PGRATOR_ACCESS_API_ADDR")]
+    access_api_addr: Option<SocketAddr>,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "PGRATOR_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+    /// Log as JSON lines.
+    #[arg(long, env = "PGRATOR_LOG_JSON")]
+    log_json: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator.
-    Run {
-        /// The configuration file (YAML; see deploy/config.example.yaml).
-        #[arg(long, env = "PGRATOR_CONFIG")]
-        config: PathBuf,
-        /// Address of /metrics and /healthz.
-        #[arg(long, env = "PGRATOR_METRICS_ADDR", default_value = "0.0.0.0:8080")]
-        metrics_addr: SocketAddr,
-        /// Namespace of the leader lease; without it, no leader election (one replica only).
-        #[arg(long, env = "PGRATOR_LEASE_NAMESPACE")]
-        lease_namespace: Option<String>,
-        /// This replica's identity (the pod name).
-        #[arg(long, env = "POD_NAME")]
-        identity: Option<String>,
-        /// Postgres objects reconciled at once.
-        #[arg(long, default_value_t = 16)]
-        concurrency: u16,
-        /// Serve the access API on this address (every replica serves it, leader or not).
-        #[arg(long, env = "PGRATOR_ACCESS_API_ADDR")]
-        access_api_addr: Option<SocketAddr>,
-        /// Watch only this namespace (default: all namespaces).
-        #[arg(long, env = "PGRATOR_WATCH_NAMESPACE")]
-        watch_namespace: Option<String>,
-        /// Log as JSON lines.
-        #[arg(long, env = "PGRATOR_LOG_JSON")]
-        log_json: bool,
-    },
+    Run(RunArgs),
     /// Check a configuration file and exit (0 when valid).
     CheckConfig { config: PathBuf },
     /// Print the install manifests (CRDs, RBAC, Deployment) as YAML.
@@ -101,58 +104,35 @@ fn main() -> anyhow::Result<()> {
             print!("{}", pgrator_operator::manifests::to_yaml(&objects)?);
             Ok(())
         }
-        Command::Run {
-            config,
-            metrics_addr,
-            lease_namespace,
-            identity,
-            concurrency,
-            access_api_addr,
-            watch_namespace,
-            log_json,
-        } => {
-            init_logs(log_json);
-            let config = Arc::new(load(&config)?);
+        Command::Run(args) => {
+            init_logs(args.log_json);
+            let config = Arc::new(load(&args.config)?);
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(run(
-                    config,
-                    metrics_addr,
-                    lease_namespace,
-                    identity,
-                    concurrency,
-                    access_api_addr,
-                    watch_namespace,
-                ))
+                .block_on(run(config, args))
         }
     }
 }
 
-async fn run(
-    config: Arc<OperatorConfig>,
-    metrics_addr: SocketAddr,
-    lease_namespace: Option<String>,
-    identity: Option<String>,
-    concurrency: u16,
-    access_api_addr: Option<SocketAddr>,
-    namespace: Option<String>,
-) -> anyhow::Result<()> {
+async fn run(config: Arc<OperatorConfig>, args: RunArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let kube_config = kube::Config::infer()
         .await
         .context("finding the Kubernetes API server (in-cluster or KUBECONFIG)")?;
     let client = controller::client::counted_client(kube_config, metrics.clone())?;
-    let identity = identity.unwrap_or_else(|| format!("pgrator-{}", std::process::id()));
+    let identity = args
+        .identity
+        .unwrap_or_else(|| format!("pgrator-{}", std::process::id()));
     tokio::spawn({
         let metrics = metrics.clone();
         async move {
-            if let Err(error) = controller::server::serve(metrics_addr, metrics).await {
+            if let Err(error) = controller::server::serve(args.metrics_addr, metrics).await {
                 tracing::error!(%error, "metrics server stopped");
             }
         }
     });
-    if let Some(addr) = access_api_addr {
+    if let Some(addr) = args.access_api_addr {
         let state = pgrator_operator::access_api::ApiState::new(client.clone(), config.clone())
             .context("setting up the access API")?;
         tokio::spawn(async move {
@@ -162,10 +142,12 @@ async fn run(
         });
     }
     let options = RunOptions {
-        lease: lease_namespace.map(|ns| LeaseConfig::new(&ns, &identity)),
+        lease: args
+            .lease_namespace
+            .map(|ns| LeaseConfig::new(&ns, &identity)),
         instance: Some(identity),
-        concurrency,
-        namespace,
+        concurrency: args.concurrency,
+        namespace: args.watch_namespace,
     };
     controller::run(client, config, metrics, options, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -161,24 +161,24 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         client_id: PSQL.into(),
         scope: None,
     };
-    let (psql2, connect2, bundle2, approve) = (
-        psql.clone(),
-        connect.clone(),
-        bundle.clone(),
-        idp.approve_as(ALICE),
-    );
-    let allowed = tokio::task::spawn_blocking(move || {
-        psql2.oauth_sql(
-            &connect2,
-            "SELECT current_user || ' ' || system_user; INSERT INTO orders VALUES (2); SELECT count(*) FROM orders;",
-            &bundle2,
-            Duration::from_secs(60),
-            approve,
-        )
-    })
+    // psql as alice's personal role, on a blocking thread (it waits for the device-flow approval).
+    let psql_as_alice = |sql: &'static str| {
+        let (psql, connect, bundle, approve) = (
+            psql.clone(),
+            connect.clone(),
+            bundle.clone(),
+            idp.approve_as(ALICE),
+        );
+        tokio::task::spawn_blocking(move || {
+            psql.oauth_sql(&connect, sql, &bundle, Duration::from_secs(60), approve)
+                .expect("psql")
+        })
+    };
+    let allowed = psql_as_alice(
+        "SELECT current_user || ' ' || system_user; INSERT INTO orders VALUES (2); SELECT count(*) FROM orders;",
+    )
     .await
-    .expect("psql ran")
-    .expect("psql");
+    .expect("psql ran");
     let to_prompt = started.elapsed();
     assert!(
         allowed.success,
@@ -199,24 +199,9 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
     );
 
     // readwrite may write data but not change the schema.
-    let (psql3, connect3, bundle3, approve) = (
-        psql.clone(),
-        connect.clone(),
-        bundle.clone(),
-        idp.approve_as(ALICE),
-    );
-    let denied = tokio::task::spawn_blocking(move || {
-        psql3.oauth_sql(
-            &connect3,
-            "CREATE TABLE secrets (x int)",
-            &bundle3,
-            Duration::from_secs(60),
-            approve,
-        )
-    })
-    .await
-    .expect("psql ran")
-    .expect("psql");
+    let denied = psql_as_alice("CREATE TABLE secrets (x int)")
+        .await
+        .expect("psql ran");
     assert!(
         !denied.success && denied.stderr.contains("permission denied"),
         "{}",
