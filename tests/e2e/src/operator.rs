@@ -53,8 +53,8 @@ pub async fn install_crds(client: &kube::Client) {
     }
 }
 
-/// Polls `probe` every 100 ms until it returns Some, or fails the test naming `what`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+/// Polls `probe` every 100 ms until it returns Some; an error naming `what` after `timeout`.
+pub async fn poll_until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T, String>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -62,14 +62,46 @@ where
     let started = Instant::now();
     loop {
         if let Some(v) = probe().await {
-            return v;
+            return Ok(v);
         }
-        assert!(
-            started.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if started.elapsed() >= timeout {
+            return Err(format!("timed out after {timeout:?} waiting for {what}"));
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// As [`poll_until`], failing the test on the timeout.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    poll_until(what, timeout, probe)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Plays CNPG: merges `status` into the status of the Cluster `name` (CNPG does not run in the test world).
+pub async fn report_cluster_status(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    status: serde_json::Value,
+) {
+    let clusters: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &pgrator_operator::desired::kinds::CLUSTER.api_resource(),
+    );
+    clusters
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": status })),
+        )
+        .await
+        .expect("play CNPG: report the Cluster's status");
 }
 
 /// A running operator; stopping it (or dropping it) ends its loop.

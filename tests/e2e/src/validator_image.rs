@@ -20,10 +20,10 @@ pub struct PulledValidator {
     pub reference: String,
 }
 
-/// Builds, pushes to `registry` and pulls the validator's image under `work/extensions/pgrator-validator`.
-pub async fn pull_validator(registry: &Registry, work: &Path) -> Result<PulledValidator> {
-    let arch = Arch::host().context("the tests run on amd64 or arm64")?;
-    let spec = ExtensionSpec {
+/// What the validator's extension image is made of, for this machine's architecture: the module as
+/// `lib/pgrator_validator.so`, its SQL files in `share/extension`, no extra system libraries.
+pub fn validator_spec(arch: Arch) -> Result<ExtensionSpec> {
+    Ok(ExtensionSpec {
         name: EXTENSION.into(),
         version: "0.1.0".into(),
         distro: Distro::Bookworm,
@@ -36,7 +36,13 @@ pub async fn pull_validator(registry: &Registry, work: &Path) -> Result<PulledVa
         source: None,
         revision: None,
         epoch: 0,
-    };
+    })
+}
+
+/// Builds, pushes to `registry` and pulls the validator's image under `work/extensions/pgrator-validator`.
+pub async fn pull_validator(registry: &Registry, work: &Path) -> Result<PulledValidator> {
+    let arch = Arch::host().context("the tests run on amd64 or arm64")?;
+    let spec = validator_spec(arch)?;
     let layout = work.join("layout");
     build_extension_layout(&spec, &layout).context("building the validator image")?;
     let options = RegistryOptions {

@@ -7,8 +7,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use pgrator_e2e::operator::{Operator, cli_binary, create_postgres, get, plane, setup, wait_for};
+use pgrator_e2e::operator::{
+    Operator, cli_binary, create_postgres, get, plane, report_cluster_status, setup, wait_for,
+};
 use pgrator_operator::desired::kinds;
 use serde_json::json;
 
@@ -50,16 +51,13 @@ async fn the_proxy_finds_the_primary_and_forwards_through_the_api() {
 
     // CNPG reports a primary: the proxy listens, prints the connection string, and forwards a connection to the
     // pod through the API server (which, with no kubelet here, says the pod does not exist).
-    let clusters: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), &ns, &kinds::CLUSTER.api_resource());
-    clusters
-        .patch_status(
-            "orders",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"currentPrimary": "orders-1"}})),
-        )
-        .await
-        .expect("play CNPG");
+    report_cluster_status(
+        &client,
+        &ns,
+        "orders",
+        json!({"currentPrimary": "orders-1"}),
+    )
+    .await;
     let mut child = proxy(ns.clone());
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let first = lines.next().expect("a line").expect("text");

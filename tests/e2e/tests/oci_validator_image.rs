@@ -8,11 +8,9 @@ mod oci_support;
 use std::time::Duration;
 
 use oci_support::{block_on, client_options, host_arch, open_to_server};
-use pgrator_e2e::oauth_db::{
-    VALIDATOR_NAME, validator_extension_files, validator_lib, validator_pg_config,
-};
-use pgrator_extension_oci::Distro;
-use pgrator_extension_oci::extension::{ExtensionSpec, build_extension_layout};
+use pgrator_e2e::oauth_db::{VALIDATOR_NAME, validator_pg_config};
+use pgrator_e2e::validator_image::{EXTENSION, validator_spec};
+use pgrator_extension_oci::extension::build_extension_layout;
 use pgrator_extension_oci::registry::{Credentials, pull_image, push_layout};
 use pgrator_world::idp::defaults::{ALICE, ALICE_SUB, PSQL};
 use pgrator_world::idp::{Idp, IdpConfig};
@@ -20,28 +18,10 @@ use pgrator_world::postgres::{PgConfig, Postgres};
 use pgrator_world::psql::{OAuthConnect, Psql};
 use pgrator_world::registry::{Registry, RegistryOptions};
 
-/// The extension's name in the Cluster (`spec.postgresql.extensions[].name`), so the mount is
-/// `/extensions/pgrator-validator`.
-const EXTENSION: &str = "pgrator-validator";
-
 #[test]
 fn psql_logs_in_through_the_validator_from_the_pulled_extension_image() {
     let work = tempfile::tempdir().expect("temp dir");
-    let spec = ExtensionSpec {
-        name: EXTENSION.into(),
-        version: "0.1.0".into(),
-        distro: Distro::Bookworm,
-        libraries: vec![(host_arch(), validator_lib().expect("the validator module"))],
-        library_file_name: Some(format!("{VALIDATOR_NAME}.so")),
-        // The validator's SQL views (CREATE EXTENSION pgrator_validator) travel in /share/extension.
-        share_files: validator_extension_files().expect("the validator's extension files"),
-        license_files: vec![],
-        spdx_license: Some("MIT".into()),
-        library_search_path: vec![],
-        source: None,
-        revision: None,
-        epoch: 0,
-    };
+    let spec = validator_spec(host_arch()).expect("the validator module and its files");
     let layout = work.path().join("layout");
     let built = build_extension_layout(&spec, &layout).expect("build the validator image");
     assert_eq!(built.tag, "0.1.0-18-bookworm");

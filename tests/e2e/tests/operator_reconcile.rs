@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
-use pgrator_e2e::operator::{Operator, create_postgres, example_config, get, setup, wait_for};
+use pgrator_e2e::operator::{
+    Operator, create_postgres, example_config, get, report_cluster_status, setup, wait_for,
+};
 use pgrator_operator::api::Postgres;
 use pgrator_operator::desired::{Child, desired, kinds};
 use serde_json::json;
@@ -111,16 +113,7 @@ async fn a_postgres_gets_every_object_and_a_second_reconcile_makes_no_request() 
     );
 
     // CNPG reports the cluster healthy: the Postgres becomes Ready and shows CNPG's figures.
-    let clusters: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), &ns, &kinds::CLUSTER.api_resource());
-    clusters
-        .patch_status(
-            "orders",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "Cluster in healthy state", "readyInstances": 2, "instances": 2, "currentPrimary": "orders-1"}})),
-        )
-        .await
-        .expect("play CNPG: report healthy");
+    report_cluster_status(&client, &ns, "orders", json!({"phase": "Cluster in healthy state", "readyInstances": 2, "instances": 2, "currentPrimary": "orders-1"})).await;
     let api = Api::<Postgres>::namespaced(client.clone(), &ns);
     let ready = wait_for("Ready", CONVERGE, || async {
         let now = api.get("orders").await.ok()?;
@@ -396,14 +389,13 @@ async fn a_new_validator_image_and_new_settings_roll_out_in_two_steps() {
         "the settings went out before the rollout ended"
     );
     // CNPG rolls the pods and reports the cluster healthy: step 2, the settings.
-    clusters
-        .patch_status(
-            "staged",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "Cluster in healthy state", "readyInstances": 2, "instances": 2}})),
-        )
-        .await
-        .expect("play CNPG");
+    report_cluster_status(
+        &client,
+        &ns,
+        "staged",
+        json!({"phase": "Cluster in healthy state", "readyInstances": 2, "instances": 2}),
+    )
+    .await;
     wait_for("the new setting", CONVERGE, || async {
         let c = clusters.get("staged").await.ok()?;
         (skew(&c) == Some(json!("10s"))).then_some(())

@@ -13,7 +13,7 @@ use kube::api::{Api, DynamicObject, PostParams};
 use pgrator_e2e::access_world::{cli_env, operator_config, run_cli};
 use pgrator_e2e::cnpg_standin::Standin;
 use pgrator_e2e::oauth_db::validator_pg_config;
-use pgrator_e2e::operator::{Operator, install_crds, plane};
+use pgrator_e2e::operator::{Operator, install_crds, plane, poll_until};
 use pgrator_e2e::validator_image::pull_validator;
 use pgrator_operator::access_api::{ApiState, serve};
 use pgrator_operator::api::Postgres;
@@ -30,21 +30,15 @@ fn step(n: u32, text: &str) {
     println!("\n[{n}] {text}");
 }
 
-async fn until<T, F, Fut>(what: &str, mut probe: F) -> Result<T>
+/// Waits (at most 90 s) for `probe` to return Some.
+async fn until<T, F, Fut>(what: &str, probe: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let started = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return Ok(v);
-        }
-        if started.elapsed() > Duration::from_secs(90) {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(what, Duration::from_secs(90), probe)
+        .await
+        .map_err(anyhow::Error::msg)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
