@@ -36,6 +36,11 @@ pub struct IdpConfig {
     pub scopes: Vec<String>,
     /// The audience the validator requires in a token (Zitadel: the project id).
     pub audience: String,
+    /// The clients whose tokens are accepted (`azp`, else `client_id`), by the databases and the access API
+    /// alike; default: `clientId` alone. Every application of the project puts the project id into `aud`, so the
+    /// audience alone would let any of their tokens in.
+    #[serde(default)]
+    pub allowed_clients: Vec<String>,
     /// PEM file of the CA that signed the IdP's TLS certificate (the access API's key fetches); default: the
     /// system's CAs.
     #[serde(default)]
@@ -131,12 +136,27 @@ impl Default for AlertThresholds {
 pub struct AccessConfig {
     /// The longest a grant may last, in seconds.
     pub max_ttl_seconds: u64,
+    /// How long an ended grant is kept (as a record, and in the validator's list so its role stays refused and
+    /// its sessions ended) before the operator deletes it, in seconds.
+    pub retention_seconds: u64,
 }
 
 impl Default for AccessConfig {
     fn default() -> Self {
         AccessConfig {
             max_ttl_seconds: 8 * 3600,
+            retention_seconds: 24 * 3600,
+        }
+    }
+}
+
+impl IdpConfig {
+    /// The clients whose tokens are accepted: `allowedClients`, or `clientId` alone.
+    pub fn allowed_clients(&self) -> Vec<String> {
+        if self.allowed_clients.is_empty() {
+            vec![self.client_id.clone()]
+        } else {
+            self.allowed_clients.clone()
         }
     }
 }
@@ -202,10 +222,10 @@ impl OperatorConfig {
             ));
         }
         for (key, value) in &self.validator.settings {
-            if key == "audience" {
+            if key == "audience" || key == "allowed_clients" {
                 return Err(invalid(
                     "validator.settings",
-                    "audience is set by idp.audience; remove it here",
+                    format!("{key} is set from the idp section; remove it here"),
                 ));
             }
             if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
@@ -235,12 +255,17 @@ impl OperatorConfig {
                 ));
             }
         }
-        if !crate::names::is_dns_label(&self.backup.bucket_prefix)
-            || self.backup.bucket_prefix.len() > 20
+        // GCS bucket names may not start with "goog" nor contain "google" (or look like it).
+        let prefix = &self.backup.bucket_prefix;
+        if !crate::names::is_dns_label(prefix)
+            || prefix.len() > 20
+            || prefix.starts_with("goog")
+            || prefix.contains("google")
+            || prefix.contains("g00gle")
         {
             return Err(invalid(
                 "backup.bucketPrefix",
-                "must be lowercase letters, digits and '-', at most 20 characters",
+                "must be lowercase letters, digits and '-', at most 20 characters, and neither start with \"goog\" nor contain \"google\"",
             ));
         }
         if self.backup.retention_days == 0 || self.backup.retention_days > 3650 {
@@ -288,6 +313,12 @@ impl OperatorConfig {
             return Err(invalid(
                 "access.maxTtlSeconds",
                 "must be between 60 seconds and 7 days",
+            ));
+        }
+        if self.access.retention_seconds < 600 || self.access.retention_seconds > 90 * 24 * 3600 {
+            return Err(invalid(
+                "access.retentionSeconds",
+                "must be between 600 seconds and 90 days",
             ));
         }
         Ok(())
@@ -375,6 +406,10 @@ pub(crate) mod tests {
         );
         assert_eq!(
             field_of(with(|c| c.backup.bucket_prefix = "Bad_Prefix".into())),
+            "backup.bucketPrefix"
+        );
+        assert_eq!(
+            field_of(with(|c| c.backup.bucket_prefix = "google-backups".into())),
             "backup.bucketPrefix"
         );
         assert_eq!(

@@ -8,10 +8,14 @@ const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// An agent trusting the CAs in `ca_file` (default: the system's), with a deadline per request; HTTP errors are
 /// answers, not errors. Errs with a sentence naming the file when it cannot be used.
+///
+/// HTTPS only: a plain `http://` URL (the API, the IdP's discovery, device, token, key and userinfo endpoints) is
+/// refused unless `insecure_http` is set, which only the tests' explicit flag does.
 pub fn agent(
     ca_file: Option<&str>,
     timeout: Duration,
     user_agent: &str,
+    insecure_http: bool,
 ) -> Result<ureq::Agent, String> {
     use ureq::tls::{PemItem, RootCerts, TlsConfig};
     let path = ca_file.unwrap_or(SYSTEM_CA_BUNDLE);
@@ -34,6 +38,7 @@ pub fn agent(
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
         .max_redirects(0)
+        .https_only(!insecure_http)
         .user_agent(user_agent)
         .build()
         .new_agent())

@@ -60,7 +60,56 @@ pub fn install(i: &Install<'_>) -> Vec<Value> {
         "data": {"config.yaml": i.config_yaml},
     }));
     objects.push(deployment(i, &labels));
+    objects.extend(access_policy(i.namespace, &labels));
     objects
+}
+
+/// The name of the policy that lets only the operator (whose access API checks the person, the team, the reason
+/// and records the audit event) create or change a PostgresAccess.
+pub const ACCESS_POLICY: &str = "pgrator-postgresaccess-guard";
+
+/// The Kubernetes user name of the operator's service account in `namespace`.
+pub fn operator_user(namespace: &str) -> String {
+    format!("system:serviceaccount:{namespace}:{NAME}")
+}
+
+/// A ValidatingAdmissionPolicy and its binding: a PostgresAccess is created, and its spec or finalizers changed,
+/// by the operator's service account alone. Anyone with RBAC rights may still read one, or delete one (a
+/// revocation, which the finalizer carries through); nobody else can grant access by writing the object, nor skip
+/// the revocation by removing the finalizer. Enforced by the API server itself, for every client.
+pub fn access_policy(namespace: &str, labels: &Value) -> Vec<Value> {
+    let operator = operator_user(namespace);
+    vec![
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": ACCESS_POLICY, "labels": labels},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{
+                    "apiGroups": ["data.nais.io"], "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["postgresaccesses"],
+                }]},
+                "variables": [{"name": "fromOperator", "expression": format!("request.userInfo.username == '{operator}'")}],
+                "validations": [
+                    {
+                        "expression": "variables.fromOperator || request.operation != 'CREATE'",
+                        "message": "a PostgresAccess is made by the access API only: ask with `pgrator postgres access <postgres> --level <level> --reason <why>`",
+                        "reason": "Forbidden",
+                    },
+                    {
+                        "expression": "variables.fromOperator || request.operation != 'UPDATE' || (object.spec == oldObject.spec && object.metadata.?finalizers.orValue([]) == oldObject.metadata.?finalizers.orValue([]))",
+                        "message": "only the operator may change a PostgresAccess or its finalizers; delete it to revoke the access",
+                        "reason": "Forbidden",
+                    },
+                ],
+            },
+        }),
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": ACCESS_POLICY, "labels": labels},
+            "spec": {"policyName": ACCESS_POLICY, "validationActions": ["Deny"]},
+        }),
+    ]
 }
 
 /// The cluster-wide rules: our own resources, and exactly the verbs the reconciler uses on each dependent kind.
@@ -69,8 +118,10 @@ pub fn cluster_rules() -> Vec<Value> {
         json!({"apiGroups": ["data.nais.io"], "resources": ["postgres"], "verbs": ["get", "list", "watch", "patch", "update"]}),
         json!({"apiGroups": ["data.nais.io"], "resources": ["postgres/status"], "verbs": ["get", "patch", "update"]}),
         json!({"apiGroups": ["data.nais.io"], "resources": ["postgres/finalizers"], "verbs": ["update"]}),
-        // Personal access: the access API creates them, the operator reports their status.
-        json!({"apiGroups": ["data.nais.io"], "resources": ["postgresaccesses"], "verbs": ["get", "list", "watch", "create"]}),
+        // Personal access: the access API creates them (only it may: see `access_policy`), the operator reports
+        // their status, holds and releases their revocation finalizer, and deletes them after the retention.
+        json!({"apiGroups": ["data.nais.io"], "resources": ["postgresaccesses"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]}),
+        json!({"apiGroups": ["data.nais.io"], "resources": ["postgresaccesses/finalizers"], "verbs": ["update"]}),
         json!({"apiGroups": ["data.nais.io"], "resources": ["postgresaccesses/status"], "verbs": ["get", "patch", "update"]}),
         json!({"apiGroups": ["postgresql.cnpg.io"], "resources": ["databaseroles"], "verbs": WRITE}),
         json!({"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}),

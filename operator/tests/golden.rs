@@ -23,10 +23,12 @@ fn render(case: &str) -> Vec<(String, String)> {
     // One case with a personal access line, to show where it lands.
     let grants = if case == "small" {
         vec![OpenGrant {
-            role: "p_alice_read_1a2b3c4d".into(),
+            role: "p_alice_read_1a2b3c4d5e6f".into(),
             subject: "310000000000000001".into(),
+            level: pgrator_operator::api::AccessLevel::Read,
             until: 1_795_000_000,
             open: true,
+            who: "alice@example.com".into(),
         }]
     } else {
         Vec::new()
@@ -58,7 +60,8 @@ fn render(case: &str) -> Vec<(String, String)> {
 
 #[test]
 fn desired_objects_match_the_golden_files() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    // Only UPDATE_GOLDEN=1 rewrites (UPDATE_GOLDEN=0 used to rewrite too).
+    let update = std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1");
     let mut stale = Vec::new();
     for case in CASES {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Postgres, PostgresAccess, PostgresAccessSpec, access::Identity};
 use crate::config::OperatorConfig;
-use crate::desired::access::role_name;
+use crate::desired::access::{self, role_name};
 use crate::names::{MANAGED_BY, MANAGER, POSTGRES_LABEL, is_dns_label};
 use error::ApiError;
 use request::AccessRequest;
@@ -179,9 +179,11 @@ async fn request_access(
     let request = AccessRequest::parse(&body, state.config.access.max_ttl())?;
     require_member(&who, &namespace)?;
     let verifier = state.verifier.clone();
+    // Only an address the PostgresAccess schema accepts is kept; otherwise the subject names the person.
     let email = tokio::task::spawn_blocking(move || verifier.email(&token))
         .await
-        .unwrap_or(None);
+        .unwrap_or(None)
+        .filter(|e| crate::api::access::is_email(e));
 
     let postgres_api: Api<Postgres> = Api::namespaced(state.client.clone(), &namespace);
     let postgres = postgres_api
@@ -216,11 +218,37 @@ async fn request_access(
     if is_label_value(&identity.subject) {
         labels.insert(SUBJECT_LABEL.to_owned(), identity.subject.clone());
     }
+    let api: Api<PostgresAccess> = Api::namespaced(state.client.clone(), &namespace);
+    let existing = api
+        .list(&ListParams::default().labels(&format!("{POSTGRES_LABEL}={name}")))
+        .await
+        .map_err(|e| ApiError::kube("listing the grants of the Postgres", e))?;
+    let now = Timestamp::now();
+    let open = existing
+        .items
+        .iter()
+        .filter(|a| {
+            a.spec.postgres == name
+                && access::standing(a, state.config.access.max_ttl_seconds, now).is_open()
+        })
+        .count();
+    if open >= access::MAX_OPEN_GRANTS {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_grants",
+            format!(
+                "{name} already has {open} open grants, the most a database takes ({}); wait for some to end",
+                access::MAX_OPEN_GRANTS
+            ),
+        ));
+    }
     let grant = PostgresAccess {
         metadata: kube::core::ObjectMeta {
             generate_name: Some(format!("{name}-")),
             namespace: Some(namespace.clone()),
             labels: Some(labels),
+            // Held until the database has closed it, whenever it is deleted.
+            finalizers: Some(vec![access::FINALIZER.to_owned()]),
             ..Default::default()
         },
         spec: PostgresAccessSpec {
@@ -232,7 +260,6 @@ async fn request_access(
         },
         status: None,
     };
-    let api: Api<PostgresAccess> = Api::namespaced(state.client.clone(), &namespace);
     let created = api
         .create(&PostParams::default(), &grant)
         .await
@@ -284,22 +311,28 @@ async fn get_access(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     check_name("namespace", &namespace)?;
+    check_name("PostgresAccess", &name)?;
     let who = caller(&state, &headers).await?;
     let api: Api<PostgresAccess> = Api::namespaced(state.client.clone(), &namespace);
     let grant = api
         .get_opt(&name)
         .await
-        .map_err(|e| ApiError::kube("reading the PostgresAccess", e))?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no_such_access",
-                format!("there is no PostgresAccess {name} in {namespace}"),
-            )
-        })?;
-    if grant.spec.identity.subject != who.authn_id {
+        .map_err(|e| ApiError::kube("reading the PostgresAccess", e))?;
+    // Someone outside the team gets the same answer whether or not the grant exists (unless it is their own),
+    // so grant names of other teams cannot be probed.
+    let own = grant
+        .as_ref()
+        .is_some_and(|g| g.spec.identity.subject == who.authn_id);
+    if !own {
         require_member(&who, &namespace)?;
     }
+    let grant = grant.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_access",
+            format!("there is no PostgresAccess {name} in {namespace}"),
+        )
+    })?;
     Ok(axum::Json(describe(&grant)))
 }
 

@@ -47,6 +47,14 @@ impl AccessRequest {
             ));
         }
         let reason = body.reason.trim().to_owned();
+        // The reason goes into events, logs and the object: one line of plain text.
+        if reason.chars().any(char::is_control) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_reason",
+                "reason must be plain text on one line: no control characters such as newlines or tabs",
+            ));
+        }
         if reason.chars().count() < 10 || reason.chars().count() > 500 {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -137,6 +145,17 @@ mod tests {
             code(br#"{"level":"read","ttl":"1h","reason":"  short   "}"#),
             Err((422, "bad_reason"))
         );
+        for control in [
+            r#"{"level":"read","ttl":"1h","reason":"fixing order 4711\nGranted: admin"}"#,
+            r#"{"level":"read","ttl":"1h","reason":"fixing order\t4711 now"}"#,
+            r#"{"level":"read","ttl":"1h","reason":"fixing order 4711 \u001b[31mnow"}"#,
+        ] {
+            assert_eq!(
+                code(control.as_bytes()),
+                Err((422, "bad_reason")),
+                "{control}"
+            );
+        }
         assert_eq!(
             code(br#"{"level":"read","ttl":"1h","reason":"xxxxxxxxxxxx","extra":1}"#),
             Err((400, "bad_request"))

@@ -46,13 +46,15 @@ pub struct Verifier {
 impl Verifier {
     pub fn new(idp: &IdpConfig) -> Result<Verifier, VerifyError> {
         let mut policy = Policy::new(vec![idp.audience.clone()]);
+        // Tokens of other applications of the project carry the project id in `aud` too.
+        policy.allowed_clients = idp.allowed_clients();
         // Zitadel's JWT access tokens carry no scope claim; issuer, audience and lifetime are what count here.
         policy.scope_check = ScopeCheck::Off;
         Ok(Verifier {
             issuer: idp.issuer.clone(),
             policy,
             requirements: Requirements::from_hba(&idp.issuer, &idp.scopes.join(" ")),
-            agent: agent(idp.ca_file.as_deref())?,
+            agent: agent(idp.ca_file.as_deref(), &idp.issuer)?,
             keys: Mutex::new(None),
         })
     }
@@ -172,11 +174,17 @@ fn refused(refusal: pgrator_token::Refusal) -> VerifyError {
     }
 }
 
-fn agent(ca_file: Option<&str>) -> Result<ureq::Agent, VerifyError> {
-    crate::https::agent(ca_file, Duration::from_secs(5), "pgrator-access-api").map_err(|reason| {
-        VerifyError::CaFile {
-            path: ca_file.unwrap_or("the system bundle").to_owned(),
-            reason,
-        }
+/// HTTPS only, unless the issuer itself is the loopback `http://127.0.0.1:` the configuration allows for tests.
+fn agent(ca_file: Option<&str>, issuer: &str) -> Result<ureq::Agent, VerifyError> {
+    let insecure = issuer.starts_with("http://127.0.0.1:");
+    crate::https::agent(
+        ca_file,
+        Duration::from_secs(5),
+        "pgrator-access-api",
+        insecure,
+    )
+    .map_err(|reason| VerifyError::CaFile {
+        path: ca_file.unwrap_or("the system bundle").to_owned(),
+        reason,
     })
 }

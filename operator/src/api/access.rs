@@ -34,6 +34,7 @@ pub struct PostgresAccessSpec {
     pub level: AccessLevel,
     /// Why the access is needed (kept in the audit trail).
     #[x_kube(validation = Rule::new("self.trim().size() >= 10").message("reason must say why, in at least 10 characters"))]
+    #[x_kube(validation = Rule::new("!self.matches('\\\\p{Cc}')").message("reason must be plain text: no control characters such as newlines or tabs"))]
     #[schemars(length(max = 500))]
     pub reason: String,
     /// When the access ends (RFC 3339); at most the platform's maximum after creation.
@@ -51,12 +52,47 @@ pub struct Identity {
     pub subject: String,
     /// The e-mail, for people to read (never used to decide anything).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?([.][A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)+$')").message("identity.email must be an e-mail address such as alice@example.com (no spaces, quotes or control characters)"))]
     #[schemars(length(max = 254))]
     pub email: Option<String>,
 }
 
+/// The rule of `identity.email` (the schema's CEL rule says the same): `local@domain.tld`, with the local part of
+/// letters, digits and `._%+-`, and a DNS name of at least two labels. Nothing that could break a log line, an
+/// event or a comment.
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    s.len() <= 254
+        && !local.is_empty()
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._%+-".contains(&b))
+        && domain.split('.').count() >= 2
+        && domain.split('.').all(label)
+}
+
 /// What the person may do.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    schemars::JsonSchema,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AccessLevel {
     /// Read every table.
@@ -91,4 +127,32 @@ pub struct PostgresAccessStatus {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_email;
+
+    #[test]
+    fn emails() {
+        for good in ["alice@pgrator.test", "a.b+c@example.co.uk", "x_y%z-1@a-b.c"] {
+            assert!(is_email(good), "{good}");
+        }
+        for bad in [
+            "",
+            "alice",
+            "alice@",
+            "@example.com",
+            "alice@localhost",
+            "alice@exa mple.com",
+            "alice\n@example.com",
+            "alice@example.com\n",
+            "a\"b@example.com",
+            "alice@-x.com",
+            "alice@x..com",
+            "alice@@example.com",
+        ] {
+            assert!(!is_email(bad), "{bad:?}");
+        }
+    }
 }

@@ -75,6 +75,8 @@ pub struct Resources {
 pub struct Audit {
     pub enabled: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(c, self.filter(d, d == c).size() == 1)").message("audit.statementClasses lists a class twice; name each class once"))]
+    #[x_kube(validation = Rule::new("!('all' in self) || self.size() == 1").message("audit.statementClasses: 'all' already includes every class; list it alone"))]
     #[schemars(length(max = 8))]
     pub statement_classes: Vec<StatementClass>,
 }
@@ -100,6 +102,7 @@ pub struct DatabaseSpec {
     /// Collation of the database, e.g. `nb_NO` (fixed at creation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("collation cannot be changed after creation"))]
+    #[x_kube(validation = Rule::new("self.matches('^(C|POSIX|[a-z]{2,3}(_[A-Z]{2})?)([.](UTF-8|utf8))?(@[a-z]+)?$')").message("collation must be a locale name such as C, C.UTF-8, nb_NO or en_US.UTF-8 (the database is UTF-8)"))]
     #[schemars(length(max = 64))]
     pub collation: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -57,6 +57,9 @@ struct Global {
     /// CA file for the IdP and the API (default: the system's CAs).
     #[arg(long, env = "PGRATOR_CA_FILE", global = true)]
     ca_file: Option<String>,
+    /// Allow plain http:// for the API and the IdP (a test world on loopback only; tokens would travel in clear).
+    #[arg(long, env = "PGRATOR_INSECURE_HTTP", global = true, hide = true)]
+    insecure_http: bool,
     /// Where the login is cached (default: ~/.cache/pgrator/token.json; `-` for none).
     #[arg(long, env = "PGRATOR_TOKEN_CACHE", global = true)]
     token_cache: Option<String>,
@@ -159,7 +162,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     let g = cli.global;
-    let agent = http::agent(g.ca_file.as_deref())?;
+    let agent = http::agent(g.ca_file.as_deref(), g.insecure_http)?;
     let cache = match g.token_cache.as_deref() {
         Some("-") => None,
         Some(path) => Some(PathBuf::from(path)),

@@ -4,11 +4,13 @@ use std::time::Duration;
 
 use super::CliError;
 
-pub fn agent(ca_file: Option<&str>) -> Result<ureq::Agent, CliError> {
+/// HTTPS only unless `insecure_http` (`--insecure-http`, for a test world on loopback).
+pub fn agent(ca_file: Option<&str>, insecure_http: bool) -> Result<ureq::Agent, CliError> {
     crate::https::agent(
         ca_file,
         Duration::from_secs(15),
         concat!("pgrator/", env!("CARGO_PKG_VERSION")),
+        insecure_http,
     )
     .map_err(CliError::Usage)
 }

@@ -2,7 +2,7 @@
 //! browser, we poll. The access token is cached (file mode 0600) until a minute before it expires.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -50,7 +50,10 @@ pub fn access_token(
             access_token: token.clone(),
             expires_at: now() + expires_in,
         };
-        if let Err(e) = write_private(path, &serde_json::to_vec(&entry).unwrap_or_default()) {
+        if let Err(e) = write_private(
+            path.as_path(),
+            &serde_json::to_vec(&entry).unwrap_or_default(),
+        ) {
             let _ = writeln!(
                 out,
                 "(could not cache the login in {}: {e})",
@@ -63,25 +66,51 @@ pub fn access_token(
 
 fn cached(config: &LoginConfig) -> Option<String> {
     let path = config.cache.as_ref()?;
-    let entry: Cached = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let entry: Cached = serde_json::from_slice(&read_private(path)?).ok()?;
     (entry.issuer == config.issuer
         && entry.client_id == config.client_id
         && entry.expires_at > now() + 60)
         .then_some(entry.access_token)
 }
 
-fn write_private(path: &PathBuf, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// The cache file's bytes, only if it is a regular file (not a symlink) of ours that nobody else can read or
+/// write: a token planted or read by another local user is never used.
+fn read_private(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    // Our own uid, as the kernel shows it (the owner of /proc/self); unknown elsewhere.
+    let ours = std::fs::metadata("/proc/self").map_or(true, |me| me.uid() == meta.uid());
+    if !meta.file_type().is_file() || !ours || meta.mode() & 0o077 != 0 {
+        return None;
     }
+    std::fs::read(path).ok()
+}
+
+/// Writes the cache as a new private file (0600, in a directory made 0700) renamed over the old one: an existing
+/// file's wider permissions are not kept, and a symlink at the path is replaced, never followed.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        // create_new: fails on anything already there, a symlink included (O_CREAT|O_EXCL never follows one).
+        .create_new(true)
         .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)
+        .open(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path)
 }
 
 fn device_flow(
@@ -170,5 +199,61 @@ fn device_flow(
                 )));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    #[test]
+    fn the_cache_is_private_whatever_was_there() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("cache/alice.json");
+        write_private(&path, b"one").expect("write");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().expect("dir")), 0o700);
+        // A file someone made readable: rewritten private (the old permissions are not kept).
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(
+            read_private(&path),
+            None,
+            "a cache others can read is not used"
+        );
+        write_private(&path, b"two").expect("write");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(read_private(&path).as_deref(), Some(&b"two"[..]));
+    }
+
+    #[test]
+    fn a_symlink_at_the_cache_path_is_neither_followed_nor_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").expect("victim");
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let path = dir.path().join("alice.json");
+        std::os::unix::fs::symlink(&victim, &path).expect("symlink");
+        assert_eq!(read_private(&path), None, "a planted symlink is not read");
+        write_private(&path, b"token").expect("write");
+        assert_eq!(
+            std::fs::read(&victim).expect("victim"),
+            b"keep",
+            "the link was not followed"
+        );
+        assert!(
+            std::fs::symlink_metadata(&path)
+                .expect("meta")
+                .file_type()
+                .is_file()
+        );
     }
 }

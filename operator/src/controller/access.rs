@@ -1,6 +1,7 @@
-//! The reconciler of `PostgresAccess`: the personal role (a CNPG DatabaseRole that may log in while the grant is
-//! open and not after), and a status that says exactly where the grant stands. The pg_ident line and the
-//! validator's list of grants are part of the Cluster, written by the Postgres reconciler from the same objects.
+//! The reconciler of `PostgresAccess`: a status that says exactly where the grant stands, the revocation
+//! finalizer (a deleted grant goes only once the database has closed it), and the deletion of ended grants after
+//! the retention period. The personal role (a CNPG DatabaseRole), the pg_ident line and the validator's list of
+//! grants are the Postgres reconciler's, computed from all grants of the database together.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,6 @@ use serde_json::{Value, json};
 
 use super::context::Context;
 use super::error::Error;
-use super::reconcile::apply_child;
 use crate::api::{Postgres, PostgresAccess, PostgresAccessStatus};
 use crate::desired::access::{self, Standing};
 use crate::desired::kinds;
@@ -35,41 +35,72 @@ pub async fn reconcile(grant: Arc<PostgresAccess>, cx: Arc<Context>) -> Result<A
         .postgres
         .get(&ObjectRef::<Postgres>::new(&spec.postgres).within(&namespace))
         .is_some();
+    let api: Api<PostgresAccess> = Api::namespaced(cx.client.clone(), &namespace);
+    let ends_in = |at: jiff::Timestamp| {
+        Duration::from_secs(u64::try_from(at.as_second() - now.as_second()).unwrap_or(0))
+            + Duration::from_millis(200)
+    };
+
+    // A deleted grant is held until the database has closed it: the Cluster no longer maps or lists it as open,
+    // and the grace for CNPG and the validator's reaper has passed since its end.
+    if grant.metadata.deletion_timestamp.is_some() {
+        let closed_at = standing.end() + jiff::SignedDuration::from_secs(access::REVOKE_GRACE_SECS);
+        let closed = !postgres_exists
+            || (now >= closed_at
+                && in_cluster(
+                    &cx,
+                    &namespace,
+                    &spec.postgres,
+                    &spec.identity.subject,
+                    &role,
+                ) == (false, false));
+        if closed {
+            release(&api, &grant).await?;
+            tracing::info!(
+                audit = true,
+                access = %grant.name_any(),
+                namespace,
+                postgres = %spec.postgres,
+                subject = %spec.identity.subject,
+                role,
+                "personal access closed and removed"
+            );
+            return Ok(Action::await_change());
+        }
+    } else if !grant.finalizers().iter().any(|f| f == access::FINALIZER) {
+        hold(&api, &grant).await?;
+    }
 
     let (phase, message, next) = match &standing {
-        Standing::Invalid(why) => ("Failed", why.clone(), None),
+        Standing::Invalid { why, .. } => ("Failed", why.clone(), None),
         _ if !postgres_exists => (
             "Failed",
             format!("there is no Postgres {} in {namespace}", spec.postgres),
             Some(Duration::from_secs(30)),
         ),
-        Standing::Open { until } | Standing::Expired { at: until } => {
-            let open = matches!(standing, Standing::Open { .. });
-            if let Some(child) = access::database_role(&grant, open) {
-                let live = cx.cache.get(child.kind, &namespace, child.name());
-                apply_child(&cx, child, live.as_ref()).await?;
-            }
-            let left = until.as_second() - now.as_second();
-            if !open {
-                (
-                    "Expired",
-                    format!("ended at {until}; {role} can no longer log in"),
-                    None,
-                )
-            } else if in_cluster(
+        Standing::Revoked { at } => (
+            "Revoked",
+            format!("revoked at {at}; {role} can no longer log in and its sessions are ended"),
+            Some(Duration::from_secs(2)),
+        ),
+        Standing::Expired { at } => (
+            "Expired",
+            format!("ended at {at}; {role} can no longer log in"),
+            None,
+        ),
+        Standing::Open { until } => {
+            if in_cluster(
                 &cx,
                 &namespace,
                 &spec.postgres,
                 &spec.identity.subject,
                 &role,
-            ) {
+            ) == (true, true)
+            {
                 (
                     "Active",
                     format!("log in as {role} until {until}"),
-                    Some(
-                        Duration::from_secs(u64::try_from(left).unwrap_or(0))
-                            + Duration::from_millis(200),
-                    ),
+                    Some(ends_in(*until)),
                 )
             } else {
                 (
@@ -98,7 +129,6 @@ pub async fn reconcile(grant: Arc<PostgresAccess>, cx: Arc<Context>) -> Result<A
         )],
     };
     if previous != status {
-        let api: Api<PostgresAccess> = Api::namespaced(cx.client.clone(), &namespace);
         api.patch_status(
             &grant.name_any(),
             &PatchParams::default(),
@@ -120,7 +150,7 @@ pub async fn reconcile(grant: Arc<PostgresAccess>, cx: Arc<Context>) -> Result<A
                 "personal access {}",
                 phase.to_lowercase()
             );
-            let kind = if phase == "Failed" {
+            let kind = if matches!(phase, "Failed" | "Revoked") {
                 EventType::Warning
             } else {
                 EventType::Normal
@@ -128,26 +158,95 @@ pub async fn reconcile(grant: Arc<PostgresAccess>, cx: Arc<Context>) -> Result<A
             publish_on_access(&cx, &grant, kind, phase, message).await;
         }
     }
+
+    // Ended grants are kept for the retention period (a record; their role stays refused), then deleted.
+    if !standing.is_open() && grant.metadata.deletion_timestamp.is_none() {
+        let retention = i64::try_from(cx.config.access.retention_seconds).unwrap_or(i64::MAX);
+        let forget_at = standing.end() + jiff::SignedDuration::from_secs(retention);
+        if now >= forget_at {
+            api.delete(&grant.name_any(), &Default::default())
+                .await
+                .map_err(Error::Status)?;
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        let wait = ends_in(forget_at);
+        return Ok(Action::requeue(next.map_or(wait, |n| n.min(wait))));
+    }
     Ok(next.map_or(Action::requeue(Duration::from_secs(300)), Action::requeue))
 }
 
-/// True when the Cluster (as the watch cache has it) carries the grant: its pg_ident line and its entry in the
-/// validator's list.
-fn in_cluster(cx: &Context, namespace: &str, postgres: &str, subject: &str, role: &str) -> bool {
+/// Adds the revocation finalizer (the access API sets it at creation; this covers anything else).
+async fn hold(api: &Api<PostgresAccess>, grant: &PostgresAccess) -> Result<(), Error> {
+    let mut finalizers = grant.finalizers().to_vec();
+    finalizers.push(access::FINALIZER.to_owned());
+    set_finalizers(api, grant, finalizers).await
+}
+
+/// Removes the revocation finalizer: the object goes.
+async fn release(api: &Api<PostgresAccess>, grant: &PostgresAccess) -> Result<(), Error> {
+    let finalizers: Vec<String> = grant
+        .finalizers()
+        .iter()
+        .filter(|f| *f != access::FINALIZER)
+        .cloned()
+        .collect();
+    set_finalizers(api, grant, finalizers).await
+}
+
+/// Writes the finalizers, on the version read (a concurrent change makes this fail and the reconcile retry).
+async fn set_finalizers(
+    api: &Api<PostgresAccess>,
+    grant: &PostgresAccess,
+    finalizers: Vec<String>,
+) -> Result<(), Error> {
+    let patch = json!({"metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": grant.resource_version(),
+    }});
+    match api
+        .patch(
+            &grant.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Already gone: nothing to hold or release.
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(Error::Status(e)),
+    }
+}
+
+/// What the Cluster (as the watch cache has it) carries of the person's grant to the role: (its pg_ident line,
+/// an open entry in the validator's list). Active needs both; a revoked grant is closed when neither is left.
+fn in_cluster(
+    cx: &Context,
+    namespace: &str,
+    postgres: &str,
+    subject: &str,
+    role: &str,
+) -> (bool, bool) {
     let names = Names::new(namespace, postgres);
     let Some(cluster) = cx.cache.get(kinds::CLUSTER, namespace, &names.cluster()) else {
-        return false;
+        return (false, false);
     };
     let line = format!("{} \"{subject}\" {role}", names.ident_map());
     let has_line = cluster
         .pointer("/spec/postgresql/pg_ident")
         .and_then(Value::as_array)
         .is_some_and(|lines| lines.iter().any(|l| l.as_str() == Some(line.as_str())));
-    let listed = cluster
+    let now = (cx.now)().as_second();
+    let listed_open = cluster
         .pointer("/spec/postgresql/parameters/pgrator_validator.grants")
         .and_then(Value::as_str)
-        .is_some_and(|g| g.split(',').any(|e| e.split(' ').next() == Some(role)));
-    has_line && listed
+        .and_then(|text| pgrator_token::Grants::parse(text).ok())
+        .is_some_and(|grants| {
+            grants
+                .iter()
+                .any(|g| g.role == role && g.subject == subject && g.until.seconds() > now)
+        });
+    (has_line, listed_open)
 }
 
 fn condition(

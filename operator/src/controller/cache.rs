@@ -77,10 +77,10 @@ impl ChildCache {
             .iter()
             .filter(|(k, e)| k.namespace == namespace && e.postgres == postgres)
             .filter_map(|(k, _)| {
-                kinds::ALL
-                    .iter()
+                watched()
+                    .into_iter()
                     .find(|kind| kind.kind == k.kind)
-                    .map(|kind| (*kind, k.name.clone()))
+                    .map(|kind| (kind, k.name.clone()))
             })
             .collect();
         found.sort_by_key(|(kind, name)| (kind.kind, name.clone()));

@@ -200,10 +200,16 @@ fn parameters(cx: &Context<'_>) -> Map<String, Value> {
 
 /// The validator's settings as `pgrator_validator.<key>` parameters (the audience from the IdP config).
 pub fn validator_settings(cx: &Context<'_>) -> Vec<(String, String)> {
-    let mut settings = vec![(
-        format!("{VALIDATOR_LIBRARY}.audience"),
-        cx.config.idp.audience.clone(),
-    )];
+    let mut settings = vec![
+        (
+            format!("{VALIDATOR_LIBRARY}.audience"),
+            cx.config.idp.audience.clone(),
+        ),
+        (
+            format!("{VALIDATOR_LIBRARY}.allowed_clients"),
+            cx.config.idp.allowed_clients().join(","),
+        ),
+    ];
     settings.extend(
         cx.config
             .validator
@@ -340,8 +346,10 @@ mod tests {
         let grant = |s: &str, r: &str| OpenGrant {
             role: r.into(),
             subject: s.into(),
+            level: crate::api::AccessLevel::Read,
             until: 1_800_000_000,
             open: true,
+            who: format!("{r}@example.com"),
         };
         let spec = spec_of(SMALL, &[grant("1", "p_alice"), grant("2", "p_bob")]);
         assert_eq!(

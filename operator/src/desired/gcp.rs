@@ -16,7 +16,7 @@ const DELETION_POLICY: &str = "cnrm.cloud.google.com/deletion-policy";
 pub fn service_account_email(cx: &Context<'_>) -> String {
     format!(
         "{}@{}.iam.gserviceaccount.com",
-        cx.names.gcp_service_account(),
+        cx.names.gcp_service_account(cx.uid()),
         cx.config.gcp.project
     )
 }
@@ -31,8 +31,8 @@ pub fn objects(cx: &Context<'_>) -> Vec<Child> {
         a
     };
     let keep = !cx.postgres.spec.cluster.allow_deletion;
-    let gsa = cx.names.gcp_service_account();
-    let bucket = cx.names.bucket(&cx.config.backup.bucket_prefix);
+    let gsa = cx.names.gcp_service_account(cx.uid());
+    let bucket = cx.names.bucket(&cx.config.backup.bucket_prefix, cx.uid());
     let service_account = cx.object_with_annotations(
         kinds::IAM_SERVICE_ACCOUNT,
         gsa.clone(),
@@ -64,7 +64,7 @@ pub fn objects(cx: &Context<'_>) -> Vec<Child> {
         json!({"spec": {
             "member": format!("serviceAccount:{project}.svc.id.goog[{}/{}]", cx.names.namespace, cx.names.cluster()),
             "role": "roles/iam.workloadIdentityUser",
-            "resourceRef": {"apiVersion": kinds::IAM_SERVICE_ACCOUNT.api_version(), "kind": kinds::IAM_SERVICE_ACCOUNT.kind, "name": cx.names.gcp_service_account()},
+            "resourceRef": {"apiVersion": kinds::IAM_SERVICE_ACCOUNT.api_version(), "kind": kinds::IAM_SERVICE_ACCOUNT.kind, "name": cx.names.gcp_service_account(cx.uid())},
         }}),
         annotations(false),
     );
@@ -74,7 +74,7 @@ pub fn objects(cx: &Context<'_>) -> Vec<Child> {
         json!({"spec": {
             "member": format!("serviceAccount:{}", service_account_email(cx)),
             "role": "roles/storage.objectAdmin",
-            "resourceRef": {"apiVersion": kinds::STORAGE_BUCKET.api_version(), "kind": kinds::STORAGE_BUCKET.kind, "name": cx.names.bucket(&cx.config.backup.bucket_prefix)},
+            "resourceRef": {"apiVersion": kinds::STORAGE_BUCKET.api_version(), "kind": kinds::STORAGE_BUCKET.kind, "name": cx.names.bucket(&cx.config.backup.bucket_prefix, cx.uid())},
         }}),
         annotations(false),
     );

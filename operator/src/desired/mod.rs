@@ -85,6 +85,11 @@ impl<'a> Context<'a> {
         })
     }
 
+    /// The Postgres's uid (given by the API server): part of the names that are unique beyond the namespace.
+    pub fn uid(&self) -> &str {
+        &self.owner.uid
+    }
+
     /// An object of `kind` named `name` in the Postgres's namespace, labelled, owned by the Postgres unless its
     /// kind keeps data, with `body` (everything but apiVersion, kind and metadata).
     pub fn object(&self, kind: Kind, name: String, body: Value) -> Child {
@@ -120,8 +125,8 @@ impl<'a> Context<'a> {
     }
 }
 
-/// Every object the Postgres needs, in apply order. `grants` are its open personal access grants (pg_ident lines
-/// and the validator's list of grants).
+/// Every object the Postgres needs, in apply order. `grants` are its personal access grants (pg_ident lines, the
+/// validator's list of grants, and one DatabaseRole per personal role).
 pub fn desired(
     postgres: &Postgres,
     config: &OperatorConfig,
@@ -137,6 +142,7 @@ pub fn desired(
     children.extend(network_policy::network_policies(&cx));
     children.push(pod_monitor::pod_monitor(&cx));
     children.push(prometheus_rule::prometheus_rule(&cx));
+    children.extend(access::database_roles(&cx, grants));
     Ok(children)
 }
 

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{Child, Context, kinds};
 
 pub fn object_store(cx: &Context<'_>) -> Child {
-    let bucket = cx.names.bucket(&cx.config.backup.bucket_prefix);
+    let bucket = cx.names.bucket(&cx.config.backup.bucket_prefix, cx.uid());
     cx.object(
         kinds::OBJECT_STORE,
         cx.names.object_store(),

@@ -48,6 +48,8 @@ pub fn cli_env(
 ) -> Vec<(&'static str, String)> {
     vec![
         ("PGRATOR_API", format!("http://127.0.0.1:{api_port}")),
+        // The test API listens on plain HTTP on loopback; without this flag the CLI refuses http://.
+        ("PGRATOR_INSECURE_HTTP", "true".to_string()),
         ("PGRATOR_ISSUER", idp.issuer().to_string()),
         ("PGRATOR_CLIENT_ID", PSQL.to_string()),
         (

@@ -240,6 +240,23 @@ fn apply(pg: &Postgres, mut wanted: Applied) -> Applied {
         .unwrap_or_else(|e| panic!("role {role}: {e}"));
     }
     for (role, member_of) in &wanted.memberships {
+        // As CNPG reconciles `inRoles`: memberships no longer listed are revoked.
+        let listed = member_of
+            .iter()
+            .map(|g| quote_literal(g))
+            .collect::<Vec<_>>()
+            .join(",");
+        pg.sql(
+            "postgres",
+            &format!(
+                "DO $$ DECLARE g name; BEGIN FOR g IN SELECT r.rolname FROM pg_auth_members m \
+                 JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member \
+                 WHERE u.rolname = {lit} AND NOT (r.rolname::text = ANY(ARRAY[{listed}]::text[])) \
+                 LOOP EXECUTE format('REVOKE %I FROM %I', g, {lit}); END LOOP; END $$;",
+                lit = quote_literal(role),
+            ),
+        )
+        .unwrap_or_else(|e| panic!("memberships of {role}: {e}"));
         for group in member_of {
             pg.sql(
                 "postgres",

@@ -106,6 +106,15 @@ async fn a_grant_opens_a_personal_role_and_closes_it_at_its_end() {
         db_role.data.pointer("/spec/inRoles"),
         Some(&json!(["pgrator_readwrite"]))
     );
+    assert_eq!(
+        db_role
+            .metadata
+            .owner_references
+            .as_ref()
+            .map(|o| o[0].kind.as_str()),
+        Some("Postgres"),
+        "one role per person and level, made for the database, whatever the number of grants"
+    );
 
     // The end: the pg_ident line leaves the Cluster (the entry stays in the validator's list for a while, so the
     // validator keeps refusing and ends the open sessions), the role cannot log in, the status says so.
@@ -126,12 +135,242 @@ async fn a_grant_opens_a_personal_role_and_closes_it_at_its_end() {
     let _ = gone;
     phase(&client, &ns, "alice-debug", "Expired").await;
     let name = db_role.metadata.name.clone().expect("name");
+    wait_for("login off and no group", CONVERGE, || async {
+        let r = roles.get(&name).await.ok()?;
+        (r.data.pointer("/spec/login") == Some(&json!(false))
+            && r.data.pointer("/spec/inRoles") == Some(&json!([])))
+        .then_some(())
+    })
+    .await;
+    operator.stop().await;
+}
+
+fn listed_entry(cluster: &DynamicObject, subject: &str) -> Option<(String, i64)> {
+    let text = cluster
+        .data
+        .pointer("/spec/postgresql/parameters/pgrator_validator.grants")
+        .and_then(Value::as_str)?;
+    pgrator_token::Grants::parse(text)
+        .expect("the Cluster's list parses")
+        .iter()
+        .find(|g| g.subject == subject)
+        .map(|g| (g.role.clone(), g.until.seconds()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_to_back_grants_work_and_a_deleted_grant_is_closed_before_it_goes() {
+    let (client, ns) = setup("acc-renew").await;
+    let operator = Operator::start(&ns, None).await;
+    create_postgres(&client, &ns, "orders", json!({})).await;
+    let subject = "310000000000000007";
+    let first_end = Timestamp::now() + jiff::SignedDuration::from_secs(6);
+    create_grant(
+        &client,
+        &ns,
+        grant("first", "orders", subject, "read", first_end),
+    )
+    .await
+    .expect("the first grant");
+    let first = phase(&client, &ns, "first", "Active").await;
+    let role = first.status.and_then(|s| s.role_name).expect("role");
+    phase(&client, &ns, "first", "Expired").await;
+
+    // Asked again after the end: the same role opens again (it used to stay Pending, its line missing).
+    let second_end = Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+    create_grant(
+        &client,
+        &ns,
+        grant("second", "orders", subject, "read", second_end),
+    )
+    .await
+    .expect("the second grant");
+    phase(&client, &ns, "second", "Active").await;
+    let cluster = get(&client, &ns, kinds::CLUSTER, "orders")
+        .await
+        .expect("Cluster");
+    assert_eq!(cluster_has(&cluster, subject, &role), (true, true));
+    let roles: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &ns, &DATABASE_ROLE.api_resource());
+    let items = roles.list(&Default::default()).await.expect("roles").items;
+    assert_eq!(items.len(), 1, "one DatabaseRole for the person and level");
+    assert_eq!(items[0].data.pointer("/spec/login"), Some(&json!(true)));
+
+    // Revocation: deleting the grant closes it like expiry, and the object is held until it is closed.
+    let api = Api::<PostgresAccess>::namespaced(client.clone(), &ns);
+    let deleted_at = Timestamp::now();
+    api.delete("second", &Default::default())
+        .await
+        .expect("delete");
+    let closed = wait_for("the grant closed in the Cluster", CONVERGE, || async {
+        let c = get(&client, &ns, kinds::CLUSTER, "orders").await?;
+        let (_, until) = listed_entry(&c, subject)?;
+        (cluster_has(&c, subject, &role).0 == false && until <= Timestamp::now().as_second())
+            .then(Timestamp::now)
+    })
+    .await;
+    eprintln!(
+        "revoked grant closed in the Cluster {:.2} s after the deletion",
+        closed.duration_since(deleted_at).as_secs_f64()
+    );
+    assert!(closed.duration_since(deleted_at).as_secs_f64() < 5.0);
+    let held = api.get("second").await.expect("held by its finalizer");
+    assert_eq!(
+        held.status.and_then(|s| s.phase).as_deref(),
+        Some("Revoked"),
+        "the status says it was revoked"
+    );
+    let name = items[0].metadata.name.clone().expect("name");
     wait_for("login off", CONVERGE, || async {
         let r = roles.get(&name).await.ok()?;
         (r.data.pointer("/spec/login") == Some(&json!(false))).then_some(())
     })
     .await;
+    let gone = wait_for("the grant object to go", CONVERGE, || async {
+        api.get_opt("second")
+            .await
+            .ok()?
+            .is_none()
+            .then(Timestamp::now)
+    })
+    .await;
+    let held_for = gone.duration_since(deleted_at).as_secs_f64();
+    eprintln!("the revoked grant went {held_for:.1} s after its deletion");
+    assert!(
+        held_for >= pgrator_operator::desired::access::REVOKE_GRACE_SECS as f64,
+        "released after {held_for:.1} s, before the grace for CNPG and the reaper"
+    );
     operator.stop().await;
+}
+
+/// A client of the test API server acting as `user` in `groups` (impersonation by the admin).
+async fn as_user(user: &str, groups: &[&str]) -> kube::Client {
+    let mut config = pgrator_e2e::operator::plane()
+        .config()
+        .await
+        .expect("config");
+    config.auth_info.impersonate = Some(user.to_owned());
+    config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+    kube::Client::try_from(config).expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_operator_may_create_or_change_a_postgres_access() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+    let (client, ns) = setup("acc-guard").await;
+    let operator_ns = "pgrator-system";
+    // The policy as the install manifests have it, bound to this test's namespace only (tests share the server).
+    let labels = json!({"app.kubernetes.io/managed-by": "pgrator"});
+    let mut policy = pgrator_operator::manifests::access_policy(operator_ns, &labels);
+    let unique = format!("{}-{ns}", pgrator_operator::manifests::ACCESS_POLICY);
+    policy[0]["metadata"]["name"] = json!(unique);
+    policy[1]["metadata"]["name"] = json!(unique);
+    policy[1]["spec"]["policyName"] = json!(unique);
+    policy[1]["spec"]["matchResources"] =
+        json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}});
+    for (object, plural) in policy.iter().zip([
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicybindings",
+    ]) {
+        let resource = kube::api::ApiResource {
+            group: "admissionregistration.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "admissionregistration.k8s.io/v1".into(),
+            kind: object["kind"].as_str().expect("kind").into(),
+            plural: plural.into(),
+        };
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        api.patch(
+            &unique,
+            &PatchParams::apply("pgrator-test").force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("install the {plural}: {e}"));
+    }
+    // RBAC lets both write PostgresAccess objects here: the policy is what must stop the team member.
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": format!("access-writer-{ns}")},
+        "rules": [{"apiGroups": ["data.nais.io"], "resources": ["postgresaccesses"],
+                   "verbs": ["get", "list", "create", "update", "patch", "delete"]}],
+    }))
+    .expect("role");
+    Api::<ClusterRole>::all(client.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("cluster role");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "access-writers"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": format!("access-writer-{ns}")},
+        "subjects": [
+            {"kind": "User", "name": "mallory@example.com", "apiGroup": "rbac.authorization.k8s.io"},
+            {"kind": "ServiceAccount", "name": "pgrator-operator", "namespace": operator_ns},
+        ],
+    }))
+    .expect("binding");
+    Api::<RoleBinding>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("role binding");
+    let operator_user = pgrator_operator::manifests::operator_user(operator_ns);
+    let operator_client = as_user(&operator_user, &["system:serviceaccounts"]).await;
+    let mallory = as_user("mallory@example.com", &[&ns]).await;
+    let end = Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+    let mut forged = grant("forged", "orders", "310000000000000666", "admin", end);
+
+    // The policy takes a moment to be enforced after it is made: wait until the team member is refused.
+    let refusal = wait_for("the policy to refuse the team member", CONVERGE, || async {
+        match create_grant(&mallory, &ns, forged.clone()).await {
+            Err(kube::Error::Api(s)) if s.code == 403 || s.code == 422 => Some(s.message),
+            Err(kube::Error::Api(s)) => panic!("refused for another reason: {s:?}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => {
+                // Made before the policy was in force: remove it and try again.
+                let _ = Api::<PostgresAccess>::namespaced(client.clone(), &ns)
+                    .delete("forged", &Default::default())
+                    .await;
+                None
+            }
+        }
+    })
+    .await;
+    assert!(
+        refusal.contains("a PostgresAccess is made by the access API only"),
+        "{refusal}"
+    );
+
+    // The operator's service account may create one (as the access API does), with its finalizer.
+    forged["metadata"]["name"] = json!("granted");
+    forged["metadata"]["finalizers"] = json!([pgrator_operator::desired::access::FINALIZER]);
+    create_grant(&operator_client, &ns, forged)
+        .await
+        .expect("the operator's service account creates a PostgresAccess");
+    let patch = json!({"metadata": {"finalizers": null}});
+    match Api::<PostgresAccess>::namespaced(mallory.clone(), &ns)
+        .patch("granted", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Err(kube::Error::Api(s)) => assert!(
+            s.message
+                .contains("only the operator may change a PostgresAccess or its finalizers"),
+            "{}",
+            s.message
+        ),
+        other => panic!("the team member removed the revocation finalizer: {other:?}"),
+    }
+    // A label is fine; deleting (revoking) is fine.
+    let label = json!({"metadata": {"labels": {"note": "checked"}}});
+    Api::<PostgresAccess>::namespaced(mallory.clone(), &ns)
+        .patch("granted", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .expect("a label is not a change of the grant");
+    Api::<PostgresAccess>::namespaced(mallory.clone(), &ns)
+        .delete("granted", &Default::default())
+        .await
+        .expect("a team member may revoke");
+    Api::<PostgresAccess>::namespaced(operator_client.clone(), &ns)
+        .patch("granted", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("the operator releases its finalizer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,19 +436,21 @@ async fn bad_grants_are_refused_or_failed() {
             .unwrap_or_default()
             .contains("no Postgres nowhere")
     );
-    let cluster = wait_for("the Cluster", CONVERGE, || async {
-        get(&client, &ns, kinds::CLUSTER, "orders").await
+    // The failed grant is listed as ended (the validator refuses it, the reaper ends any session), never open.
+    let (cluster, (role, until)) = wait_for("the failed grant listed", CONVERGE, || async {
+        let c = get(&client, &ns, kinds::CLUSTER, "orders").await?;
+        let entry = listed_entry(&c, "s2")?;
+        Some((c, entry))
     })
     .await;
-    let listed = cluster
-        .data
-        .pointer("/spec/postgresql/parameters/pgrator_validator.grants")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
     assert!(
-        !listed.contains(" s2 "),
-        "a failed grant reached the validator: {listed}"
+        until <= Timestamp::now().as_second(),
+        "a failed grant is listed as open"
+    );
+    assert_eq!(
+        cluster_has(&cluster, "s2", &role).0,
+        false,
+        "a failed grant got a pg_ident line"
     );
     operator.stop().await;
 }

@@ -116,6 +116,41 @@ async fn the_api_server_refuses_bad_postgres_objects_with_readable_messages() {
             "Unsupported value: \"everything\"",
         ),
         (
+            "a collation that is no locale name",
+            postgres(
+                "bad-collation",
+                cluster(),
+                json!({"database": {"collation": "C; drop"}}),
+            ),
+            "collation must be a locale name such as C, C.UTF-8, nb_NO or en_US.UTF-8",
+        ),
+        (
+            "an audit class twice",
+            postgres(
+                "audit-twice",
+                with(
+                    cluster(),
+                    "/audit",
+                    json!({"enabled": true, "statementClasses": ["ddl", "role", "ddl"]}),
+                ),
+                json!({}),
+            ),
+            "audit.statementClasses lists a class twice",
+        ),
+        (
+            "audit class all beside others",
+            postgres(
+                "audit-all",
+                with(
+                    cluster(),
+                    "/audit",
+                    json!({"enabled": true, "statementClasses": ["all", "ddl"]}),
+                ),
+                json!({}),
+            ),
+            "'all' already includes every class",
+        ),
+        (
             "maintenance day 8",
             postgres(
                 "bad-day",

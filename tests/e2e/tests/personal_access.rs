@@ -113,7 +113,7 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         "--level",
         "readwrite",
         "--ttl",
-        "1m",
+        "2m",
         "--reason",
         "repairing order 4711 after the incident",
         "--host",
@@ -206,6 +206,116 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         !denied.success && denied.stderr.contains("permission denied"),
         "{}",
         denied.stderr
+    );
+
+    // Revocation: a second grant of alice's (read), a session open on it, then the grant deleted. The session
+    // ends within seconds, new logins are refused, and the role can no longer log in (it used to live on).
+    let read_args: Vec<String> = [
+        "postgres",
+        "access",
+        "orders",
+        "-n",
+        &ns,
+        "--level",
+        "read",
+        "--ttl",
+        "30m",
+        "--reason",
+        "checking the nightly job's rows",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (read_env, idp_api) = (env(ALICE), idp.api().clone());
+    let read_cli = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = read_args.iter().map(String::as_str).collect();
+        run_cli(&cli_binary(), &read_env, &args, &idp_api, ALICE, false)
+    })
+    .await
+    .expect("the CLI ran");
+    assert_eq!(
+        read_cli.code,
+        Some(0),
+        "{}\n{}",
+        read_cli.stdout,
+        read_cli.stderr
+    );
+    let read_role = role.replace("_readwrite_", "_read_");
+    assert!(read_cli.stdout.contains(&read_role), "{}", read_cli.stdout);
+    let tokens = TokenClient::load().expect("libpq");
+    let token = idp
+        .mint(&json!({"user": ALICE, "client_id": PSQL, "aud": [PSQL, PROJECT_ID], "scope": hba_scope()}))
+        .expect("a token")
+        .access_token;
+    let read_conninfo = OAuthConnect {
+        user: read_role.clone(),
+        ..connect.clone()
+    }
+    .conninfo();
+    let session = tokens
+        .connect(&read_conninfo, token.as_bytes())
+        .expect("a session as the read role");
+    assert_eq!(
+        session.query_one("SELECT count(*) FROM orders").as_deref(),
+        Ok("2")
+    );
+    let can_login = |r: &str| {
+        pg.sql(
+            "postgres",
+            &format!("SELECT rolcanlogin FROM pg_roles WHERE rolname = '{r}'"),
+        )
+        .expect("pg_roles")
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(can_login(&read_role), "t");
+    let grants: Api<pgrator_operator::api::PostgresAccess> = Api::namespaced(client.clone(), &ns);
+    let read_grant = grants
+        .list(&Default::default())
+        .await
+        .expect("grants")
+        .items
+        .into_iter()
+        .find(|g| g.spec.level == pgrator_operator::api::AccessLevel::Read)
+        .expect("the read grant");
+    let revoked_at = Instant::now();
+    grants
+        .delete(
+            &read_grant.metadata.name.clone().expect("name"),
+            &Default::default(),
+        )
+        .await
+        .expect("revoke");
+    wait_for(
+        "the revoked session to end",
+        Duration::from_secs(30),
+        || async { session.query_one("SELECT 1").is_err().then_some(()) },
+    )
+    .await;
+    let ended_after = revoked_at.elapsed();
+    eprintln!(
+        "revoked: the open session ended {:.2} s after the deletion",
+        ended_after.as_secs_f64()
+    );
+    assert!(
+        ended_after < Duration::from_secs(10),
+        "the session lived {ended_after:?}"
+    );
+    assert!(
+        tokens.connect(&read_conninfo, token.as_bytes()).is_err(),
+        "a new login after the revocation"
+    );
+    wait_for(
+        "the revoked role NOLOGIN",
+        Duration::from_secs(30),
+        || async { (can_login(&read_role) == "f").then_some(()) },
+    )
+    .await;
+    assert!(
+        tokens
+            .connect(&connect.conninfo(), token.as_bytes())
+            .is_ok(),
+        "the readwrite grant is still open"
     );
 
     // bob is not in the team: the API says so, the CLI exits 4.
@@ -364,19 +474,15 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         false,
     );
     assert!(list.stdout.contains(&role), "{}", list.stdout);
-    let grants: Api<pgrator_operator::api::PostgresAccess> = Api::namespaced(client.clone(), &ns);
     let grant = grants
         .list(&Default::default())
         .await
         .expect("grants")
         .items
-        .remove(0);
+        .into_iter()
+        .find(|g| g.spec.level == pgrator_operator::api::AccessLevel::Readwrite)
+        .expect("the readwrite grant");
     let end: Timestamp = grant.spec.expires_at.parse().expect("expiresAt");
-    let tokens = TokenClient::load().expect("libpq");
-    let token = idp
-        .mint(&json!({"user": ALICE, "client_id": PSQL, "aud": [PSQL, PROJECT_ID], "scope": hba_scope()}))
-        .expect("a token")
-        .access_token;
     let conninfo = connect.conninfo();
     assert!(
         tokens.connect(&conninfo, token.as_bytes()).is_ok(),

@@ -181,3 +181,31 @@ fn key_rotation_is_picked_up_without_a_restart() {
     );
     assert_refused(&db, "a token of a retired key", &retired, "unknown_kid");
 }
+
+#[test]
+fn only_access_tokens_of_allowed_clients_log_in() {
+    // Every application of the project gets the project id into `aud`: with the allowlist, only the clients
+    // named there (azp, else client_id) get in, and an ID token never does.
+    let db = db(PgConfig::default().setting("pgrator_validator.allowed_clients", "'psql'"));
+    let good = mint(&db, json!({}));
+    assert_eq!(login(&db, &good).as_deref(), Ok("alice"), "psql's token");
+    assert_refused(
+        &db,
+        "a token another application of the project was issued",
+        &mint(&db, json!({"azp": "reporting-app"})),
+        "client_not_allowed",
+    );
+    assert_refused(
+        &db,
+        "a token that names no client",
+        &mint(&db, json!({"claims": {"azp": null, "client_id": null}})),
+        "client_not_allowed",
+    );
+    assert_refused(
+        &db,
+        "an ID token of psql's login",
+        &mint(&db, json!({"claims": {"at_hash": "bG9naW4gb2YgYWxpY2U"}})),
+        "not_access_token",
+    );
+    assert_eq!(login(&db, &good).as_deref(), Ok("alice"));
+}

@@ -101,5 +101,11 @@ pub fn within_grants(role: &str, decision: Decision) -> Decision {
             Outcome::NotGrantee,
             format!("this is the personal role of someone else, not of identity \"{authn_id}\""),
         ),
+        GrantCheck::Unreadable => Decision::refuse(
+            Outcome::GrantsUnreadable,
+            "pgrator_validator.grants cannot be read, so no personal grant can be shown to be open: personal \
+             roles are refused until the operator writes a readable list"
+                .to_owned(),
+        ),
     }
 }

@@ -7,7 +7,7 @@
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::time::Duration;
 
-use pgrator_token::{Grants, RawSettings, ValidatorConfig};
+use pgrator_token::{GrantList, RawSettings, ValidatorConfig};
 use pgrx::pg_sys;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
@@ -66,6 +66,8 @@ macro_rules! settings {
 settings! {
     AUDIENCE, audience, check_audience, None,
         "Audiences a token must carry one of (comma-separated): the platform's client id or Zitadel project id.";
+    ALLOWED_CLIENTS, allowed_clients, check_allowed_clients, None,
+        "Client ids whose tokens are accepted (comma-separated; azp, else client_id); default: any client.";
     ALGORITHMS, algorithms, check_algorithms, None,
         "Signature algorithms accepted (comma-separated; default RS256, ES256, EdDSA; none and HMAC never).";
     CLOCK_SKEW, clock_skew, check_clock_skew, None,
@@ -100,7 +102,9 @@ pub static HTTP_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(3000);
 /// Personal access grants from the operator (`<role> <subject> <unix end>`, comma-separated).
 pub static GRANTS: Setting = Setting::new(None);
 
-/// Check hook of `grants`: a list the parser refuses is refused with its reason, and the old list stays.
+/// Check hook of `grants`: every value is taken as the operator wrote it, so an unreadable list is never replaced
+/// by an older one or by the empty default (which would turn enforcement off); it fails closed when read (see
+/// [`grants`]). The problem is logged here, once per change, as a WARNING with the reason.
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn check_grants(
     newval: *mut *mut c_char,
@@ -109,23 +113,18 @@ unsafe extern "C-unwind" fn check_grants(
 ) -> bool {
     // SAFETY: PostgreSQL passes a valid pointer to the candidate value (NULL or a C string).
     let value = unsafe { c_string(*newval) }.unwrap_or_default();
-    match Grants::parse(&value) {
-        Ok(_) => true,
-        Err(problem) => {
-            if let Ok(detail) = CString::new(problem.to_string()) {
-                // SAFETY: GUC_check_errdetail_string takes a palloc'd string, which pstrdup makes.
-                unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(detail.as_ptr()) };
-            }
-            false
-        }
+    if let Some(problem) = GrantList::read(&value).problem() {
+        pgrx::warning!(
+            "pgrator_validator.grants cannot be read ({problem}): every personal role is refused and its sessions \
+             are ended until the operator writes a readable list"
+        );
     }
+    true
 }
 
-/// The personal access grants in force now (a bad list never gets past the check hook; empty if unset).
-pub fn grants() -> Grants {
-    string(&GRANTS)
-        .map(|s| Grants::parse(&s).unwrap_or_default())
-        .unwrap_or_default()
+/// The personal access grants in force now; unreadable grants fail closed (personal roles refused).
+pub fn grants() -> GrantList {
+    GrantList::read(&string(&GRANTS).unwrap_or_default())
 }
 
 /// Registers the settings; called once per process from `_PG_init`.

@@ -10,6 +10,8 @@ use std::time::Duration;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::{Spi, pg_sys};
 
+use pgrator_token::{PERSONAL_ROLE_PREFIX, SessionsToEnd};
+
 use crate::{guc, keys};
 
 const NAME: &str = "pgrator_validator session reaper";
@@ -39,23 +41,27 @@ pub extern "C-unwind" fn pgrator_validator_reaper_main(_arg: pg_sys::Datum) {
             // SAFETY: main thread of the worker, outside any transaction; re-reads postgresql.conf as backends do.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
-        let grants = guc::grants();
-        let ended: Vec<String> = grants
-            .ended_roles(keys::now())
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        if ended.is_empty() {
-            continue;
-        }
+        let (ended, all_personal) = match guc::grants().sessions_to_end(keys::now()) {
+            SessionsToEnd::Roles(roles) if roles.is_empty() => continue,
+            SessionsToEnd::Roles(roles) => (roles, false),
+            SessionsToEnd::AllPersonal => (Vec::new(), true),
+        };
+        // Fail closed: while the list is unreadable, no personal session is shown to be within a grant.
         let result = BackgroundWorker::transaction(|| {
             Spi::get_one_with_args::<i64>(
                 "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE usename = ANY($1) AND pid <> pg_backend_pid()",
-                &[ended.clone().into()],
+                 WHERE (usename = ANY($1) OR ($2 AND starts_with(usename, $3))) AND pid <> pg_backend_pid()",
+                &[
+                    ended.clone().into(),
+                    all_personal.into(),
+                    PERSONAL_ROLE_PREFIX.into(),
+                ],
             )
         });
         match result {
+            Ok(Some(n)) if n > 0 && all_personal => pgrx::warning!(
+                "{NAME}: ended {n} personal session(s): pgrator_validator.grants cannot be read"
+            ),
             Ok(Some(n)) if n > 0 => pgrx::log!(
                 "{NAME}: ended {n} session(s) of role(s) whose personal grant is over: {}",
                 ended.join(", ")

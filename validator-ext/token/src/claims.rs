@@ -1,4 +1,5 @@
-//! Stage 5, claims: `iss`, `aud`, `exp`, `nbf`, `iat`.
+//! Stage 5, claims: `iss`, `aud`, the client the token was issued to (`azp`, else `client_id`), that it is an
+//! access token (no ID-token claims), `exp`, `nbf`, `iat`.
 //!
 //! Time rules with skew `s`: refused when `now >= exp + s` (exp is exclusive, RFC 7519 section 4.1.4), when
 //! `now + s < nbf`, and when `iat > now + s`.
@@ -27,6 +28,12 @@ pub enum ClaimsError {
         expected: Vec<String>,
         found: Vec<String>,
     },
+    #[error("issued to client {} but only {} may be used here", Shown(.found), ShownList(.allowed))]
+    ClientNotAllowed { found: String, allowed: Vec<String> },
+    #[error("names no client (azp or client_id), and only {} may be used here", ShownList(.allowed))]
+    NoClient { allowed: Vec<String> },
+    #[error("is an ID token (it has {0}), not an access token")]
+    IdToken(&'static str),
     #[error("expired at {exp} (now {now}, skew {skew}s)")]
     Expired { exp: i64, now: i64, skew: u64 },
     #[error("not valid before {nbf} (now {now}, skew {skew}s)")]
@@ -42,6 +49,10 @@ impl ClaimsError {
             ClaimsError::Invalid { .. } => Outcome::InvalidClaim,
             ClaimsError::WrongIssuer { .. } => Outcome::WrongIssuer,
             ClaimsError::WrongAudience { .. } => Outcome::WrongAudience,
+            ClaimsError::ClientNotAllowed { .. } | ClaimsError::NoClient { .. } => {
+                Outcome::ClientNotAllowed
+            }
+            ClaimsError::IdToken(_) => Outcome::NotAccessToken,
             ClaimsError::Expired { .. } => Outcome::Expired,
             ClaimsError::NotYetValid { .. } => Outcome::NotYetValid,
             ClaimsError::IssuedInFuture { .. } => Outcome::IssuedInFuture,
@@ -58,7 +69,49 @@ pub fn check(
 ) -> Result<UnixTime, ClaimsError> {
     check_issuer(claims, &req.issuer)?;
     check_audience(claims, &policy.audiences)?;
+    check_access_token(claims)?;
+    check_client(claims, &policy.allowed_clients)?;
     check_times(claims, now, policy.clock_skew_secs)
+}
+
+/// Claims only an OpenID Connect ID token carries (OIDC Core 3.1.3.6, 3.3.2.11): an ID token tells a client who
+/// logged in; it is not a credential for a resource, even when its audience happens to match.
+const ID_TOKEN_CLAIMS: [&str; 2] = ["at_hash", "c_hash"];
+
+fn check_access_token(claims: &Map<String, Value>) -> Result<(), ClaimsError> {
+    match ID_TOKEN_CLAIMS.iter().find(|c| claims.contains_key(**c)) {
+        Some(claim) => Err(ClaimsError::IdToken(claim)),
+        None => Ok(()),
+    }
+}
+
+/// The client the token was issued to must be allowed: `aud` holding the project id is true of every
+/// application's token in the project, so the audience alone does not say the token was meant for us. Off when
+/// the allowlist is empty.
+fn check_client(claims: &Map<String, Value>, allowed: &[String]) -> Result<(), ClaimsError> {
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let client = ["azp", "client_id"]
+        .iter()
+        .find_map(|c| claims.get(*c))
+        .map(|v| {
+            v.as_str().map(str::to_owned).ok_or(ClaimsError::Invalid {
+                claim: "azp".into(),
+                expected: "a string",
+            })
+        })
+        .transpose()?;
+    match client {
+        None => Err(ClaimsError::NoClient {
+            allowed: allowed.to_vec(),
+        }),
+        Some(found) if allowed.iter().any(|a| *a == found) => Ok(()),
+        Some(found) => Err(ClaimsError::ClientNotAllowed {
+            found,
+            allowed: allowed.to_vec(),
+        }),
+    }
 }
 
 fn check_issuer(claims: &Map<String, Value>, issuer: &str) -> Result<(), ClaimsError> {
@@ -266,6 +319,47 @@ mod tests {
         assert!(check_times(&c, UnixTime(0), u64::MAX).is_ok());
         let c = m(json!({"exp": i64::MIN}));
         assert!(check_times(&c, UnixTime(i64::MIN), 0).is_err());
+    }
+
+    #[test]
+    fn only_allowed_clients_and_access_tokens() {
+        let allowed = vec!["psql".to_string(), "pgrator-cli".to_string()];
+        assert!(check_client(&m(json!({"azp":"psql"})), &allowed).is_ok());
+        assert!(check_client(&m(json!({"client_id":"pgrator-cli"})), &allowed).is_ok());
+        // azp wins over client_id when both are there.
+        assert!(matches!(
+            check_client(&m(json!({"azp":"other-app","client_id":"psql"})), &allowed),
+            Err(ClaimsError::ClientNotAllowed { found, .. }) if found == "other-app"
+        ));
+        assert!(matches!(
+            check_client(&m(json!({})), &allowed),
+            Err(ClaimsError::NoClient { .. })
+        ));
+        assert!(matches!(
+            check_client(&m(json!({"azp": 5})), &allowed),
+            Err(ClaimsError::Invalid { .. })
+        ));
+        assert!(
+            check_client(&m(json!({})), &[]).is_ok(),
+            "off without a list"
+        );
+        assert!(check_access_token(&m(json!({"sub":"1"}))).is_ok());
+        assert_eq!(
+            check_access_token(&m(json!({"sub":"1","at_hash":"x"}))),
+            Err(ClaimsError::IdToken("at_hash"))
+        );
+        assert_eq!(
+            ClaimsError::ClientNotAllowed {
+                found: "x".into(),
+                allowed: allowed.clone()
+            }
+            .outcome(),
+            Outcome::ClientNotAllowed
+        );
+        assert_eq!(
+            ClaimsError::IdToken("c_hash").outcome(),
+            Outcome::NotAccessToken
+        );
     }
 
     #[test]

@@ -2,14 +2,23 @@
 //! role, a login is let in only for the grant's person and only before the grant's end. This holds by itself in
 //! the database, even when the operator is down and the pg_ident line outlives the grant.
 //!
+//! The one definition of the contract: the operator renders the setting with [`Grants::render`], the validator
+//! reads it with [`GrantList::read`]; a round-trip property test holds the two together.
+//!
 //! Format: `<role> <subject> <unix end>` per grant, comma-separated; empty for none.
+//!
+//! A list that cannot be read fails closed: every personal role (name starting with [`PERSONAL_ROLE_PREFIX`]) is
+//! refused and its sessions are ended, until a readable list arrives.
 
 use crate::time::UnixTime;
 
 /// At most this many grants (the setting is bounded like everything else).
 pub const MAX_GRANTS: usize = 4096;
+/// Every personal role's name starts with this (the operator names them `p_<who>_<level>_<hash>`), so the
+/// validator knows which roles to refuse when the list is unreadable.
+pub const PERSONAL_ROLE_PREFIX: &str = "p_";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Grant {
     pub role: String,
     pub subject: String,
@@ -43,23 +52,64 @@ pub enum GrantCheck {
     Ended { at: UnixTime },
     /// The role is a personal role of someone else.
     OtherPerson,
+    /// The list cannot be read and the role is a personal role: refused until the list is readable again.
+    Unreadable,
 }
 
-fn valid_role(s: &str) -> bool {
+/// True for a role name the operator can hand over: lowercase letters, digits and '_', at most 63 bytes.
+pub fn valid_role(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-fn valid_subject(s: &str) -> bool {
+/// True for an IdP subject the list (and a pg_ident line) can carry: letters, digits and `._@:-`, at most 255.
+/// The PostgresAccess schema holds subjects to the same rule.
+pub fn valid_subject(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 255
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._@:-".contains(&b))
 }
 
+/// True for a role that personal access made (and that the fail-closed rule covers).
+pub fn is_personal_role(role: &str) -> bool {
+    role.starts_with(PERSONAL_ROLE_PREFIX)
+}
+
+impl Grant {
+    /// A grant whose role and subject the format can carry, or why not.
+    pub fn new(role: &str, subject: &str, until: UnixTime) -> Result<Grant, GrantsError> {
+        if !valid_role(role) {
+            return Err(GrantsError::Invalid {
+                index: 0,
+                what: format!("{role:?} is not a role name"),
+            });
+        }
+        if !valid_subject(subject) {
+            return Err(GrantsError::Invalid {
+                index: 0,
+                what: "the subject has characters an IdP subject does not".into(),
+            });
+        }
+        Ok(Grant {
+            role: role.to_owned(),
+            subject: subject.to_owned(),
+            until,
+        })
+    }
+}
+
 impl Grants {
+    /// A list of grants (at most [`MAX_GRANTS`]).
+    pub fn new(grants: Vec<Grant>) -> Result<Grants, GrantsError> {
+        if grants.len() > MAX_GRANTS {
+            return Err(GrantsError::TooMany);
+        }
+        Ok(Grants { grants })
+    }
+
     pub fn parse(text: &str) -> Result<Grants, GrantsError> {
         let mut grants = Vec::new();
         for (index, entry) in text
@@ -78,29 +128,26 @@ impl Grants {
                     got: entry.chars().take(80).collect(),
                 });
             };
-            if !valid_role(role) {
-                return Err(GrantsError::Invalid {
-                    index,
-                    what: format!("{role:?} is not a role name"),
-                });
-            }
-            if !valid_subject(subject) {
-                return Err(GrantsError::Invalid {
-                    index,
-                    what: "the subject has characters an IdP subject does not".into(),
-                });
-            }
             let until = until.parse::<i64>().map_err(|_| GrantsError::Invalid {
                 index,
                 what: format!("{until:?} is not a unix time"),
             })?;
-            grants.push(Grant {
-                role: role.to_owned(),
-                subject: subject.to_owned(),
-                until: UnixTime(until),
-            });
+            let grant = Grant::new(role, subject, UnixTime(until)).map_err(|e| match e {
+                GrantsError::Invalid { what, .. } => GrantsError::Invalid { index, what },
+                other => other,
+            })?;
+            grants.push(grant);
         }
         Ok(Grants { grants })
+    }
+
+    /// The setting's text: what [`Grants::parse`] reads back to the same list.
+    pub fn render(&self) -> String {
+        self.grants
+            .iter()
+            .map(|g| format!("{} {} {}", g.role, g.subject, g.until.seconds()))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     pub fn is_empty(&self) -> bool {
@@ -109,6 +156,10 @@ impl Grants {
 
     pub fn len(&self) -> usize {
         self.grants.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Grant> {
+        self.grants.iter()
     }
 
     /// Decides a login to `role` by `identity` at `now`. An end is exclusive: at `until` the grant is over.
@@ -146,6 +197,63 @@ impl Grants {
     }
 }
 
+/// The setting as the validator reads it: a list, or the reason it cannot be read (then it fails closed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantList {
+    Readable(Grants),
+    Unreadable(GrantsError),
+}
+
+/// Whose sessions the reaper must end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionsToEnd {
+    /// These roles' (every grant of theirs has ended).
+    Roles(Vec<String>),
+    /// Every personal role's: the list cannot be read, so no personal grant can be shown to be open.
+    AllPersonal,
+}
+
+impl GrantList {
+    /// Reads the setting's text; never fails: an unreadable text is kept as such (and refuses personal roles).
+    pub fn read(text: &str) -> GrantList {
+        match Grants::parse(text) {
+            Ok(grants) => GrantList::Readable(grants),
+            Err(problem) => GrantList::Unreadable(problem),
+        }
+    }
+
+    /// Decides a login as [`Grants::check`] does; while the list is unreadable a personal role is refused.
+    pub fn check(&self, role: &str, identity: &str, now: UnixTime) -> GrantCheck {
+        match self {
+            GrantList::Readable(grants) => grants.check(role, identity, now),
+            GrantList::Unreadable(_) if is_personal_role(role) => GrantCheck::Unreadable,
+            GrantList::Unreadable(_) => GrantCheck::NotListed,
+        }
+    }
+
+    /// The sessions to end at `now`.
+    pub fn sessions_to_end(&self, now: UnixTime) -> SessionsToEnd {
+        match self {
+            GrantList::Readable(grants) => SessionsToEnd::Roles(
+                grants
+                    .ended_roles(now)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+            GrantList::Unreadable(_) => SessionsToEnd::AllPersonal,
+        }
+    }
+
+    /// Why the list cannot be read, if it cannot.
+    pub fn problem(&self) -> Option<&GrantsError> {
+        match self {
+            GrantList::Readable(_) => None,
+            GrantList::Unreadable(problem) => Some(problem),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +285,18 @@ mod tests {
             g.check("app", "310000000000000001", T),
             GrantCheck::NotListed
         );
+    }
+
+    #[test]
+    fn a_renewal_beside_an_ended_grant_is_open() {
+        let g = Grants::parse("p_a 1 100, p_a 1 300").expect("valid");
+        assert_eq!(
+            g.check("p_a", "1", UnixTime(200)),
+            GrantCheck::Open {
+                until: UnixTime(300)
+            }
+        );
+        assert!(g.ended_roles(UnixTime(200)).is_empty());
     }
 
     #[test]
@@ -214,10 +334,74 @@ mod tests {
         assert_eq!(Grants::parse(&many), Err(GrantsError::TooMany));
     }
 
+    #[test]
+    fn an_unreadable_list_refuses_personal_roles_and_ends_their_sessions() {
+        // The hole this closes: a bad or over-long list used to read as "no grants" (enforcement off).
+        let too_long = vec!["p_a 1 2"; MAX_GRANTS + 1].join(",");
+        for text in [
+            "p_alice_read_1 3100 not-a-time",
+            "garbage",
+            too_long.as_str(),
+        ] {
+            let list = GrantList::read(text);
+            assert!(list.problem().is_some(), "{text}");
+            assert_eq!(
+                list.check("p_alice_read_1", "3100", T),
+                GrantCheck::Unreadable
+            );
+            assert_eq!(list.check("app", "3100", T), GrantCheck::NotListed);
+            assert_eq!(list.sessions_to_end(T), SessionsToEnd::AllPersonal);
+        }
+        let readable = GrantList::read("p_alice_read_1 3100 1800000000");
+        assert_eq!(readable.problem(), None);
+        assert_eq!(
+            readable.sessions_to_end(T),
+            SessionsToEnd::Roles(vec!["p_alice_read_1".into()])
+        );
+        assert_eq!(
+            GrantList::read("").sessions_to_end(T),
+            SessionsToEnd::Roles(vec![])
+        );
+    }
+
+    #[test]
+    fn grants_the_format_cannot_carry_are_refused_when_made() {
+        assert!(Grant::new("p_a", "310000000000000001", T).is_ok());
+        assert!(Grant::new("p_a b", "1", T).is_err());
+        assert!(Grant::new("p_a", "1,p_b 2", T).is_err());
+        assert!(Grant::new("p_a", "a b", T).is_err());
+        assert!(Grant::new("", "1", T).is_err());
+        assert_eq!(
+            Grants::new(vec![Grant::new("p_a", "1", T).expect("ok"); MAX_GRANTS + 1]),
+            Err(GrantsError::TooMany)
+        );
+    }
+
+    fn grant() -> impl Strategy<Value = Grant> {
+        (
+            "[a-z_][a-z0-9_]{0,62}",
+            "[A-Za-z0-9._@:-]{1,255}",
+            any::<i64>(),
+        )
+            .prop_map(|(role, subject, until)| Grant {
+                role,
+                subject,
+                until: UnixTime(until),
+            })
+    }
+
     proptest! {
         #[test]
         fn parsing_never_panics(s in "\\PC{0,200}") {
             let _ = Grants::parse(&s);
+        }
+
+        /// The operator's rendering and the validator's parsing are one contract.
+        #[test]
+        fn what_is_rendered_parses_back_to_the_same_list(list in prop::collection::vec(grant(), 0..20)) {
+            let grants = Grants::new(list).expect("few enough");
+            let text = grants.render();
+            prop_assert_eq!(Grants::parse(&text), Ok(grants));
         }
 
         #[test]

@@ -55,7 +55,10 @@ pub mod time;
 pub use accepted::{Accepted, Verification};
 pub use algorithm::{Algorithm, AlgorithmSet};
 pub use discovery::{ProviderMetadata, discovery_url};
-pub use grants::{GrantCheck, Grants, GrantsError};
+pub use grants::{
+    Grant, GrantCheck, GrantList, Grants, GrantsError, PERSONAL_ROLE_PREFIX, SessionsToEnd,
+    is_personal_role,
+};
 pub use jwks::KeySet;
 pub use key_cache::{FetchedDocument, KeyCachePolicy, KeyCacheState, KeyDecision};
 pub use outcome::Outcome;

@@ -37,11 +37,17 @@ pub enum Outcome {
     GrantEnded,
     /// The role is someone else's personal role.
     NotGrantee,
+    /// The role is a personal role and the list of grants cannot be read (fail closed).
+    GrantsUnreadable,
+    /// The token was issued to a client that is not allowed here (`azp`/`client_id` not in the allowlist).
+    ClientNotAllowed,
+    /// The token is not an access token (an ID token, or another kind the policy refuses).
+    NotAccessToken,
 }
 
 impl Outcome {
     /// All outcomes in index order.
-    pub const ALL: [Outcome; 29] = [
+    pub const ALL: [Outcome; 32] = [
         Outcome::Accepted,
         Outcome::Malformed,
         Outcome::Oversized,
@@ -71,6 +77,9 @@ impl Outcome {
         Outcome::InternalError,
         Outcome::GrantEnded,
         Outcome::NotGrantee,
+        Outcome::GrantsUnreadable,
+        Outcome::ClientNotAllowed,
+        Outcome::NotAccessToken,
     ];
 
     /// Number of outcomes: the length of a counter array.
@@ -108,6 +117,9 @@ impl Outcome {
             Outcome::InternalError => "internal_error",
             Outcome::GrantEnded => "grant_ended",
             Outcome::NotGrantee => "not_grantee",
+            Outcome::GrantsUnreadable => "grants_unreadable",
+            Outcome::ClientNotAllowed => "client_not_allowed",
+            Outcome::NotAccessToken => "not_access_token",
         }
     }
 
@@ -175,7 +187,8 @@ mod tests {
         assert_eq!(Outcome::InternalError.index(), 26);
         // Appended later, at the end.
         assert_eq!(Outcome::GrantEnded.index(), 27);
-        assert_eq!(Outcome::NotGrantee.index(), Outcome::COUNT - 1);
+        assert_eq!(Outcome::NotGrantee.index(), 28);
+        assert_eq!(Outcome::NotAccessToken.index(), Outcome::COUNT - 1);
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum ScopeCheck {
 pub struct Policy {
     /// The token's `aud` must contain at least one of these. Never empty.
     pub audiences: Vec<String>,
+    /// The clients (`azp`, else `client_id`) whose tokens are accepted; empty: any client.
+    pub allowed_clients: Vec<String>,
     /// Algorithm allowlist (`none` and HMAC are refused regardless).
     pub algorithms: AlgorithmSet,
     pub clock_skew_secs: u64,
@@ -45,6 +47,7 @@ impl Policy {
     pub fn new(audiences: Vec<String>) -> Policy {
         Policy {
             audiences,
+            allowed_clients: Vec::new(),
             algorithms: AlgorithmSet::DEFAULT,
             clock_skew_secs: DEFAULT_CLOCK_SKEW_SECS,
             identity_claim: DEFAULT_IDENTITY_CLAIM.to_string(),

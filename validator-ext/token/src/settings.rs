@@ -19,6 +19,8 @@ pub const DEFAULT_PREFIX: &str = "pgrator_validator";
 pub struct RawSettings {
     /// Comma-separated audiences; required.
     pub audience: Option<String>,
+    /// Comma-separated client ids whose tokens are accepted (`azp`, else `client_id`); empty: any client.
+    pub allowed_clients: Option<String>,
     /// Comma-separated algorithm allowlist (default `RS256,ES256,EdDSA`).
     pub algorithms: Option<String>,
     /// Seconds (`30`, `30s`, `1min`), 0..=600, default 30.
@@ -249,6 +251,26 @@ impl ValidatorConfig {
                 "must name at least one audience (client id or project id)".into(),
             );
         }
+        let allowed_clients: Vec<String> = given(&raw.allowed_clients)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(bad) = allowed_clients
+            .iter()
+            .find(|c| c.len() > 255 || c.chars().any(|ch| ch.is_whitespace() || ch.is_control()))
+        {
+            c.fail(
+                "allowed_clients",
+                bad,
+                "a client id has no spaces or control characters and is at most 255 characters"
+                    .into(),
+            );
+        }
         let algorithms = algorithms(&mut c, &raw.algorithms);
         let clock_skew_secs = c.seconds(
             "clock_skew",
@@ -338,6 +360,7 @@ impl ValidatorConfig {
         Ok(ValidatorConfig {
             policy: Policy {
                 audiences,
+                allowed_clients,
                 algorithms,
                 clock_skew_secs,
                 identity_claim,
