@@ -89,7 +89,6 @@ fn read_private(path: &Path) -> Option<Vec<u8>> {
 /// Writes the cache as a new private file (0600, in a directory made 0700) renamed over the old one: an existing
 /// file's wider permissions are not kept, and a symlink at the path is replaced, never followed.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = path
         .parent()

@@ -204,7 +204,7 @@ async fn back_to_back_grants_work_and_a_deleted_grant_is_closed_before_it_goes()
     let closed = wait_for("the grant closed in the Cluster", CONVERGE, || async {
         let c = get(&client, &ns, kinds::CLUSTER, "orders").await?;
         let (_, until) = listed_entry(&c, subject)?;
-        (cluster_has(&c, subject, &role).0 == false && until <= Timestamp::now().as_second())
+        (!cluster_has(&c, subject, &role).0 && until <= Timestamp::now().as_second())
             .then(Timestamp::now)
     })
     .await;
@@ -447,9 +447,8 @@ async fn bad_grants_are_refused_or_failed() {
         until <= Timestamp::now().as_second(),
         "a failed grant is listed as open"
     );
-    assert_eq!(
-        cluster_has(&cluster, "s2", &role).0,
-        false,
+    assert!(
+        !cluster_has(&cluster, "s2", &role).0,
         "a failed grant got a pg_ident line"
     );
     operator.stop().await;

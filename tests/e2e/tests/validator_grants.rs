@@ -18,6 +18,21 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// How long after `since` the session `open` was found ended, if within `bound`.
+fn ended_within(
+    open: &pgrator_world::libpq::Connection<'_>,
+    since: Instant,
+    bound: Duration,
+) -> Option<Duration> {
+    while since.elapsed() < bound {
+        if open.query_one("SELECT 1").is_err() {
+            return Some(since.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
 #[test]
 fn a_grant_admits_only_its_person_until_its_end_and_then_ends_the_sessions() {
     // pg_ident maps both people to the personal role: only the grant tells them apart and ends the access.
@@ -68,15 +83,8 @@ fn a_grant_admits_only_its_person_until_its_end_and_then_ends_the_sessions() {
     assert!(log.contains("[grant_ended]"), "server log:\n{log}");
     assert!(!log.contains(&alice), "the token is in the log");
 
-    let mut gone = None;
-    while ended.elapsed() < Duration::from_secs(30) {
-        if open.query_one("SELECT 1").is_err() {
-            gone = Some(ended.elapsed());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let gone = gone.expect("the open session outlived the grant by 30 s");
+    let gone = ended_within(&open, ended, Duration::from_secs(30))
+        .expect("the open session outlived the grant by 30 s");
     eprintln!(
         "the open session ended {:.2} s after the grant's end",
         gone.as_secs_f64()
@@ -134,16 +142,8 @@ fn an_unreadable_grant_list_fails_closed_for_personal_roles() {
         )
         .expect("taken as written (refusing it would keep an older list in force)");
     db.pg.reload().expect("reload");
-    let started = Instant::now();
-    let mut gone = None;
-    while started.elapsed() < Duration::from_secs(30) {
-        if open.query_one("SELECT 1").is_err() {
-            gone = Some(started.elapsed());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let gone = gone.expect("the personal session outlived an unreadable list by 30 s");
+    let gone = ended_within(&open, Instant::now(), Duration::from_secs(30))
+        .expect("the personal session outlived an unreadable list by 30 s");
     eprintln!(
         "personal session ended {:.2} s after the unreadable list",
         gone.as_secs_f64()

@@ -106,7 +106,7 @@ fn check_client(claims: &Map<String, Value>, allowed: &[String]) -> Result<(), C
         None => Err(ClaimsError::NoClient {
             allowed: allowed.to_vec(),
         }),
-        Some(found) if allowed.iter().any(|a| *a == found) => Ok(()),
+        Some(found) if allowed.contains(&found) => Ok(()),
         Some(found) => Err(ClaimsError::ClientNotAllowed {
             found,
             allowed: allowed.to_vec(),

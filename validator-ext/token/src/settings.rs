@@ -174,6 +174,19 @@ impl Checker<'_> {
     }
 }
 
+/// A comma-separated setting as its non-empty, trimmed items.
+fn comma_list(raw: &Option<String>) -> Vec<String> {
+    given(raw)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn given(raw: &Option<String>) -> Option<&str> {
     raw.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
@@ -235,15 +248,7 @@ impl ValidatorConfig {
             prefix,
             errors: Vec::new(),
         };
-        let audiences: Vec<String> = given(&raw.audience)
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let audiences = comma_list(&raw.audience);
         if audiences.is_empty() {
             c.fail(
                 "audience",
@@ -251,15 +256,7 @@ impl ValidatorConfig {
                 "must name at least one audience (client id or project id)".into(),
             );
         }
-        let allowed_clients: Vec<String> = given(&raw.allowed_clients)
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let allowed_clients = comma_list(&raw.allowed_clients);
         if let Some(bad) = allowed_clients
             .iter()
             .find(|c| c.len() > 255 || c.chars().any(|ch| ch.is_whitespace() || ch.is_control()))
@@ -426,6 +423,7 @@ mod tests {
     fn every_setting_parses() {
         let raw = RawSettings {
             audience: s(" a , b ,"),
+            allowed_clients: s("psql, pgrator-cli"),
             algorithms: s("RS256, PS256,ES384"),
             clock_skew: s("1min"),
             identity_claim: s("email"),
@@ -443,6 +441,20 @@ mod tests {
         };
         let c = ValidatorConfig::from_settings(&raw, DEFAULT_PREFIX).expect("valid");
         assert_eq!(c.policy.audiences, vec!["a", "b"]);
+        assert_eq!(c.policy.allowed_clients, vec!["psql", "pgrator-cli"]);
+        let bad = RawSettings {
+            audience: s("a"),
+            allowed_clients: s("psql, two words"),
+            ..RawSettings::default()
+        };
+        let errors = ValidatorConfig::from_settings(&bad, DEFAULT_PREFIX)
+            .expect_err("a client id with a space");
+        assert!(
+            errors
+                .to_string()
+                .contains("pgrator_validator.allowed_clients"),
+            "{errors}"
+        );
         assert_eq!(
             c.policy.algorithms,
             [Algorithm::RS256, Algorithm::PS256, Algorithm::ES384]
