@@ -21,6 +21,58 @@ pub struct OperatorConfig {
     pub alerts: AlertThresholds,
     #[serde(default)]
     pub access: AccessConfig,
+    #[serde(default)]
+    pub extensions: ExtensionCatalog,
+}
+
+/// The extensions teams may ask for in `database.extensions`: the allowlist (and, as the catalog grows, where
+/// each one comes from). Anything else is refused.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ExtensionCatalog {
+    /// Extension name -> where it comes from. An empty entry: in the PostgreSQL image itself (contrib).
+    pub catalog: std::collections::BTreeMap<String, CatalogEntry>,
+}
+
+/// One extension of the catalog.
+#[derive(Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CatalogEntry {}
+
+impl Default for ExtensionCatalog {
+    /// Contrib extensions of the standard images that reach no network and no file system (so not postgres_fdw,
+    /// dblink, file_fdw or adminpack).
+    fn default() -> Self {
+        let contrib = [
+            "btree_gin",
+            "btree_gist",
+            "citext",
+            "cube",
+            "earthdistance",
+            "fuzzystrmatch",
+            "hstore",
+            "intarray",
+            "ltree",
+            "pg_stat_statements",
+            "pg_trgm",
+            "pgcrypto",
+            "tablefunc",
+            "unaccent",
+        ];
+        ExtensionCatalog {
+            catalog: contrib
+                .into_iter()
+                .map(|n| (n.to_owned(), CatalogEntry::default()))
+                .collect(),
+        }
+    }
+}
+
+impl ExtensionCatalog {
+    /// The names teams may ask for, comma-separated (for messages).
+    pub fn available(&self) -> String {
+        self.catalog.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// The company IdP (Zitadel) that personal logins go through.
@@ -41,6 +93,10 @@ pub struct IdpConfig {
     /// audience alone would let any of their tokens in.
     #[serde(default)]
     pub allowed_clients: Vec<String>,
+    /// The Zitadel organisation whose project role grants make team membership (the role's value names the
+    /// organisation); without it a grant in any organisation counts.
+    #[serde(default)]
+    pub organization_id: Option<String>,
     /// PEM file of the CA that signed the IdP's TLS certificate (the access API's key fetches); default: the
     /// system's CAs.
     #[serde(default)]

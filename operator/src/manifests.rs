@@ -89,7 +89,10 @@ pub fn access_policy(namespace: &str, labels: &Value) -> Vec<Value> {
                     "apiGroups": ["data.nais.io"], "apiVersions": ["*"],
                     "operations": ["CREATE", "UPDATE"], "resources": ["postgresaccesses"],
                 }]},
-                "variables": [{"name": "fromOperator", "expression": format!("request.userInfo.username == '{operator}'")}],
+                "variables": [
+                    {"name": "fromOperator", "expression": format!("request.userInfo.username == '{operator}'")},
+                    {"name": "ownLabels", "expression": "['app.kubernetes.io/managed-by', 'data.nais.io/postgres', 'data.nais.io/subject']"},
+                ],
                 "validations": [
                     {
                         "expression": "variables.fromOperator || request.operation != 'CREATE'",
@@ -97,8 +100,8 @@ pub fn access_policy(namespace: &str, labels: &Value) -> Vec<Value> {
                         "reason": "Forbidden",
                     },
                     {
-                        "expression": "variables.fromOperator || request.operation != 'UPDATE' || (object.spec == oldObject.spec && object.metadata.?finalizers.orValue([]) == oldObject.metadata.?finalizers.orValue([]))",
-                        "message": "only the operator may change a PostgresAccess or its finalizers; delete it to revoke the access",
+                        "expression": "variables.fromOperator || request.operation != 'UPDATE' || (object.spec == oldObject.spec && object.metadata.?finalizers.orValue([]) == oldObject.metadata.?finalizers.orValue([]) && variables.ownLabels.all(k, object.metadata.?labels.orValue({})[?k] == oldObject.metadata.?labels.orValue({})[?k]))",
+                        "message": "only the operator may change a PostgresAccess, its finalizers or its data.nais.io labels; delete it to revoke the access",
                         "reason": "Forbidden",
                     },
                 ],

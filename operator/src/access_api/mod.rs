@@ -219,8 +219,9 @@ async fn request_access(
         labels.insert(SUBJECT_LABEL.to_owned(), identity.subject.clone());
     }
     let api: Api<PostgresAccess> = Api::namespaced(state.client.clone(), &namespace);
+    // Counted by the spec (labels are only a convenience for listing).
     let existing = api
-        .list(&ListParams::default().labels(&format!("{POSTGRES_LABEL}={name}")))
+        .list(&ListParams::default())
         .await
         .map_err(|e| ApiError::kube("listing the grants of the Postgres", e))?;
     let now = Timestamp::now();
@@ -349,7 +350,13 @@ async fn list_mine(
         .list(&ListParams::default().labels(&format!("{SUBJECT_LABEL}={}", who.authn_id)))
         .await
         .map_err(|e| ApiError::kube("listing grants", e))?;
-    let items: Vec<Value> = list.items.iter().map(describe).collect();
+    // The label only narrows the listing; the spec says whose grant it is.
+    let items: Vec<Value> = list
+        .items
+        .iter()
+        .filter(|g| g.spec.identity.subject == who.authn_id)
+        .map(describe)
+        .collect();
     Ok(axum::Json(json!({ "items": items })))
 }
 

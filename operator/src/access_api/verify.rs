@@ -48,6 +48,8 @@ impl Verifier {
         let mut policy = Policy::new(vec![idp.audience.clone()]);
         // Tokens of other applications of the project carry the project id in `aud` too.
         policy.allowed_clients = idp.allowed_clients();
+        // Team membership is a project role granted in the platform's organisation, not in any.
+        policy.role_organization = idp.organization_id.clone();
         // Zitadel's JWT access tokens carry no scope claim; issuer, audience and lifetime are what count here.
         policy.scope_check = ScopeCheck::Off;
         Ok(Verifier {

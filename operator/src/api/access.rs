@@ -117,7 +117,7 @@ impl AccessLevel {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PostgresAccessStatus {
-    /// Pending, Active, Expired or Failed.
+    /// Pending, Active, Expired, Revoked or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// The personal database role to log in as.
@@ -125,6 +125,10 @@ pub struct PostgresAccessStatus {
     pub role_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// A revoked grant: when the operator first saw the database no longer carry it (the grace for CNPG and the
+    /// validator's reaper counts from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

@@ -162,6 +162,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     let g = cli.global;
+    if g.insecure_http {
+        for url in [&g.api, &g.issuer] {
+            if url.starts_with("http://") && !http::is_loopback_url(url) {
+                return Err(CliError::Usage(format!(
+                    "--insecure-http is for a test world on loopback only; {url} is not"
+                )));
+            }
+        }
+    }
     let agent = http::agent(g.ca_file.as_deref(), g.insecure_http)?;
     let cache = match g.token_cache.as_deref() {
         Some("-") => None,

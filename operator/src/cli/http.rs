@@ -15,6 +15,22 @@ pub fn agent(ca_file: Option<&str>, insecure_http: bool) -> Result<ureq::Agent, 
     .map_err(CliError::Usage)
 }
 
+/// True for `http://127.0.0.1[:port]/...`, `http://localhost...` or `http://[::1]...`.
+pub fn is_loopback_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Reads a JSON answer (any status) or explains why there is none.
 pub fn json(
     result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
@@ -38,4 +54,29 @@ pub fn json(
         ))
     })?;
     Ok((status, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_url;
+
+    #[test]
+    fn loopback_urls() {
+        for yes in [
+            "http://127.0.0.1:8080/api",
+            "http://localhost",
+            "http://[::1]:80/x",
+            "http://127.1.2.3",
+        ] {
+            assert!(is_loopback_url(yes), "{yes}");
+        }
+        for no in [
+            "https://127.0.0.1",
+            "http://10.0.0.1",
+            "http://127.0.0.1.evil.example",
+            "http://localhost.example",
+        ] {
+            assert!(!is_loopback_url(no), "{no}");
+        }
+    }
 }

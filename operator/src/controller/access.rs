@@ -23,6 +23,9 @@ use crate::names::Names;
 
 pub async fn reconcile(grant: Arc<PostgresAccess>, cx: Arc<Context>) -> Result<Action, Error> {
     let namespace = grant.namespace().ok_or(Error::NoNamespace)?;
+    // Decisions read both stores: never from a store that has not been filled yet (at start).
+    let _ = cx.postgres.wait_until_ready().await;
+    let _ = cx.accesses.wait_until_ready().await;
     let now = (cx.now)();
     let spec = &grant.spec;
     let role = access::role_name(
@@ -41,33 +44,19 @@ pub async fn reconcile(grant: Arc<PostgresAccess>, cx: Arc<Context>) -> Result<A
             + Duration::from_millis(200)
     };
 
-    // A deleted grant is held until the database has closed it: the Cluster no longer maps or lists it as open,
-    // and the grace for CNPG and the validator's reaper has passed since its end.
     if grant.metadata.deletion_timestamp.is_some() {
-        let closed_at = standing.end() + jiff::SignedDuration::from_secs(access::REVOKE_GRACE_SECS);
-        let closed = !postgres_exists
-            || (now >= closed_at
-                && in_cluster(
-                    &cx,
-                    &namespace,
-                    &spec.postgres,
-                    &spec.identity.subject,
-                    &role,
-                ) == (false, false));
-        if closed {
-            release(&api, &grant).await?;
-            tracing::info!(
-                audit = true,
-                access = %grant.name_any(),
-                namespace,
-                postgres = %spec.postgres,
-                subject = %spec.identity.subject,
-                role,
-                "personal access closed and removed"
-            );
-            return Ok(Action::await_change());
-        }
-    } else if !grant.finalizers().iter().any(|f| f == access::FINALIZER) {
+        return revoke(
+            &grant,
+            &cx,
+            &api,
+            &namespace,
+            &role,
+            postgres_exists,
+            &standing,
+        )
+        .await;
+    }
+    if !grant.finalizers().iter().any(|f| f == access::FINALIZER) {
         hold(&api, &grant).await?;
     }
 
@@ -78,11 +67,8 @@ pub async fn reconcile(grant: Arc<PostgresAccess>, cx: Arc<Context>) -> Result<A
             format!("there is no Postgres {} in {namespace}", spec.postgres),
             Some(Duration::from_secs(30)),
         ),
-        Standing::Revoked { at } => (
-            "Revoked",
-            format!("revoked at {at}; {role} can no longer log in and its sessions are ended"),
-            Some(Duration::from_secs(2)),
-        ),
+        // Not reached: a deleted grant is handled by `revoke`.
+        Standing::Revoked { at } => ("Revoked", format!("revoked at {at}"), None),
         Standing::Expired { at } => (
             "Expired",
             format!("ended at {at}; {role} can no longer log in"),
@@ -120,6 +106,7 @@ pub async fn reconcile(grant: Arc<PostgresAccess>, cx: Arc<Context>) -> Result<A
         phase: Some(phase.to_owned()),
         role_name: Some(role.clone()),
         message: Some(message.clone()),
+        closed_at: None,
         conditions: vec![condition(
             &previous.conditions,
             phase,
@@ -173,6 +160,149 @@ pub async fn reconcile(grant: Arc<PostgresAccess>, cx: Arc<Context>) -> Result<A
         return Ok(Action::requeue(next.map_or(wait, |n| n.min(wait))));
     }
     Ok(next.map_or(Action::requeue(Duration::from_secs(300)), Action::requeue))
+}
+
+/// A deleted grant: closed in the database like an expired one, then let go.
+///
+/// Held (finalizer) until the database no longer carries it open (no pg_ident line, no open entry in the validator's
+/// list, the role NOLOGIN without its group), and then for the grace, counted from when that was first seen
+/// (`status.closedAt`), for CNPG to write the settings and the validator's reaper to end the sessions. Let go at
+/// once when there is nothing to close: no Cluster, or another open grant of the same person and level keeps the
+/// same role open (which the status and an event say).
+async fn revoke(
+    grant: &PostgresAccess,
+    cx: &Context,
+    api: &Api<PostgresAccess>,
+    namespace: &str,
+    role: &str,
+    postgres_exists: bool,
+    standing: &Standing,
+) -> Result<Action, Error> {
+    let now = (cx.now)();
+    let spec = &grant.spec;
+    let names = Names::new(namespace, &spec.postgres);
+    let cluster_exists = cx
+        .cache
+        .get(kinds::CLUSTER, namespace, &names.cluster())
+        .is_some();
+    let max_ttl = cx.config.access.max_ttl_seconds;
+    let all = cx.accesses.state();
+    let other_open = all.iter().find(|a| {
+        a.metadata.uid != grant.metadata.uid
+            && a.metadata.namespace.as_deref() == Some(namespace)
+            && a.metadata.deletion_timestamp.is_none()
+            && a.spec.postgres == spec.postgres
+            && a.spec.identity.subject == spec.identity.subject
+            && a.spec.level == spec.level
+            && access::standing(a, max_ttl, now).is_open()
+    });
+    let done = |why: String| {
+        tracing::info!(
+            audit = true,
+            access = %grant.name_any(),
+            namespace,
+            postgres = %spec.postgres,
+            subject = %spec.identity.subject,
+            role,
+            "personal access revoked: {why}"
+        );
+        why
+    };
+    if !cluster_exists {
+        done("there is no database to close it in".into());
+        release(api, grant).await?;
+        return Ok(Action::await_change());
+    }
+    if let Some(other) = other_open {
+        let why = done(format!(
+            "{role} stays open through the grant {} until {}",
+            other.name_any(),
+            other.spec.expires_at
+        ));
+        publish_on_access(cx, grant, EventType::Warning, "Revoked", why).await;
+        release(api, grant).await?;
+        return Ok(Action::await_change());
+    }
+    let (has_line, listed_open) =
+        in_cluster(cx, namespace, &spec.postgres, &spec.identity.subject, role);
+    // Without its Postgres the Cluster is no longer written: its stale line stays, and the validator's own list
+    // ends the grant at its original end.
+    let unmapped = !has_line || !postgres_exists;
+    let role_closed = cx
+        .cache
+        .get(
+            access::DATABASE_ROLE,
+            namespace,
+            &access::database_role_name(&spec.postgres, role),
+        )
+        .is_none_or(|r| {
+            r.pointer("/spec/login") == Some(&json!(false))
+                && r.pointer("/spec/inRoles") == Some(&json!([]))
+        });
+    let closed = unmapped && !listed_open && role_closed;
+    let previous = grant.status.clone().unwrap_or_default();
+    // A grant that had expired before it was deleted (the retention) has been closed since its end; a revoked or
+    // invalid one only since the operator saw it closed.
+    let seen: Option<jiff::Timestamp> = match standing {
+        Standing::Expired { at } if closed => Some(*at),
+        _ => previous.closed_at.as_deref().and_then(|t| t.parse().ok()),
+    };
+    let grace = jiff::SignedDuration::from_secs(access::REVOKE_GRACE_SECS);
+    if let (true, Some(seen)) = (closed, seen)
+        && now >= seen + grace
+    {
+        done(format!("closed in the database since {seen}"));
+        release(api, grant).await?;
+        return Ok(Action::await_change());
+    }
+    let (message, closed_at, next) = match (closed, seen) {
+        (true, Some(seen)) => (
+            format!("revoked: {role} can no longer log in; its sessions are being ended"),
+            Some(seen),
+            Duration::from_secs(
+                u64::try_from((seen + grace).as_second() - now.as_second()).unwrap_or(0),
+            ) + Duration::from_millis(200),
+        ),
+        (true, None) => (
+            format!("revoked: {role} can no longer log in; its sessions are being ended"),
+            Some(now),
+            Duration::from_secs(u64::try_from(access::REVOKE_GRACE_SECS).unwrap_or(30)),
+        ),
+        (false, _) => (
+            format!(
+                "revoked: waiting for the database {} to close {role}",
+                spec.postgres
+            ),
+            None,
+            Duration::from_secs(2),
+        ),
+    };
+    let status = PostgresAccessStatus {
+        phase: Some("Revoked".into()),
+        role_name: Some(role.to_owned()),
+        message: Some(message.clone()),
+        closed_at: closed_at.map(|t| t.to_string()),
+        conditions: vec![condition(
+            &previous.conditions,
+            "Revoked",
+            &message,
+            grant.metadata.generation,
+            now,
+        )],
+    };
+    if previous != status {
+        api.patch_status(
+            &grant.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await
+        .map_err(Error::Status)?;
+        if previous.phase.as_deref() != Some("Revoked") {
+            publish_on_access(cx, grant, EventType::Warning, "Revoked", message).await;
+        }
+    }
+    Ok(Action::requeue(next))
 }
 
 /// Adds the revocation finalizer (the access API sets it at creation; this covers anything else).

@@ -70,6 +70,8 @@ pub fn error_policy(postgres: Arc<Postgres>, error: &Error, cx: Arc<Context>) ->
 
 async fn apply(postgres: &Postgres, cx: &Context) -> Result<Action, Error> {
     let namespace = postgres.namespace().ok_or(Error::NoNamespace)?;
+    // The grants come from the access store: never write a Cluster (or drop personal roles) from an empty one.
+    let _ = cx.accesses.wait_until_ready().await;
     let names = Names::new(&namespace, &postgres.name_any());
     let mut observed = Observation::default();
     let grants = cx.open_grants(&namespace, &names.postgres);

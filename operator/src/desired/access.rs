@@ -204,12 +204,21 @@ pub fn listed(grants: &[OpenGrant]) -> Vec<&OpenGrant> {
     by_priority
 }
 
-/// pg_ident lines of the open grants.
+/// The grants the validator's list carries ([`listed`]), each with its entry: a grant the format cannot carry (the
+/// schema keeps them out) is left out, and so is its pg_ident line, so that a line never exists without its entry.
+fn entries(grants: &[OpenGrant]) -> Vec<(&OpenGrant, Grant)> {
+    listed(grants)
+        .into_iter()
+        .filter_map(|g| Some((g, Grant::new(&g.role, &g.subject, UnixTime(g.until)).ok()?)))
+        .collect()
+}
+
+/// pg_ident lines of the open grants that are in the validator's list.
 pub fn ident_lines(grants: &[OpenGrant]) -> Vec<IdentLine> {
-    grants
-        .iter()
-        .filter(|g| g.open)
-        .map(|g| IdentLine {
+    entries(grants)
+        .into_iter()
+        .filter(|(g, _)| g.open)
+        .map(|(g, _)| IdentLine {
             identity: g.subject.clone(),
             role: g.role.clone(),
         })
@@ -217,18 +226,20 @@ pub fn ident_lines(grants: &[OpenGrant]) -> Vec<IdentLine> {
 }
 
 /// The validator's `grants` setting, rendered by the token library (the validator parses it with the same code).
-/// A grant the format cannot carry (the schema keeps them out) is left out and so never opens a login.
+/// At most [`MAX_LISTED_GRANTS`], far below what the validator reads, so rendering cannot fail.
 pub fn grants_setting(grants: &[OpenGrant]) -> String {
-    let entries: Vec<Grant> = listed(grants)
-        .into_iter()
-        .filter_map(|g| Grant::new(&g.role, &g.subject, UnixTime(g.until)).ok())
-        .collect();
-    Grants::new(entries).map(|g| g.render()).unwrap_or_default()
+    let list: Vec<Grant> = entries(grants).into_iter().map(|(_, e)| e).collect();
+    Grants::new(list).map(|g| g.render()).unwrap_or_default()
 }
 
 /// When the Postgres must be looked at again: the first end of an open grant.
 pub fn next_expiry(grants: &[OpenGrant]) -> Option<i64> {
     grants.iter().filter(|g| g.open).map(|g| g.until).min()
+}
+
+/// The name of the DatabaseRole of the personal role `role` of the Postgres `postgres`.
+pub fn database_role_name(postgres: &str, role: &str) -> String {
+    names::bounded(postgres, &format!("-{}", role.replace('_', "-")), 63)
 }
 
 /// The personal roles of a database, one CNPG DatabaseRole per role however many grants lead to it: it may log in
@@ -247,11 +258,7 @@ pub fn database_roles(cx: &Context<'_>, grants: &[OpenGrant]) -> Vec<Child> {
     roles
         .into_iter()
         .map(|g| {
-            let name = names::bounded(
-                &cx.names.postgres,
-                &format!("-{}", g.role.replace('_', "-")),
-                63,
-            );
+            let name = database_role_name(&cx.names.postgres, &g.role);
             let until = Timestamp::from_second(g.until)
                 .map(|t| t.to_string())
                 .unwrap_or_else(|_| g.until.to_string());

@@ -4,20 +4,32 @@
 
 use serde_json::json;
 
-use super::{Child, Context, kinds};
+use super::{Child, Context, DesiredError, kinds};
 
-pub fn database(cx: &Context<'_>) -> Child {
-    let extensions: Vec<_> = cx
+/// The Database; an extension that is not in the platform's catalog (the allowlist) is refused, naming what is.
+pub fn database(cx: &Context<'_>) -> Result<Child, DesiredError> {
+    let asked = cx
         .postgres
         .spec
         .database
         .as_ref()
         .map(|d| d.extensions.as_slice())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let catalog = &cx.config.extensions;
+    if let Some(unknown) = asked
+        .iter()
+        .find(|e| !catalog.catalog.contains_key(&e.name))
+    {
+        return Err(DesiredError::ExtensionNotOffered {
+            name: unknown.name.clone(),
+            available: catalog.available(),
+        });
+    }
+    let extensions: Vec<_> = asked
         .iter()
         .map(|e| json!({"name": e.name, "ensure": "present"}))
         .collect();
-    cx.object(
+    Ok(cx.object(
         kinds::DATABASE,
         cx.names.database(),
         json!({"spec": {
@@ -28,7 +40,7 @@ pub fn database(cx: &Context<'_>) -> Child {
             "databaseReclaimPolicy": "retain",
             "extensions": extensions,
         }}),
-    )
+    ))
 }
 
 #[cfg(test)]
@@ -41,14 +53,34 @@ mod tests {
         let config = crate::config::tests::example();
         let pg = postgres(&SMALL.replace(
             "spec:\n",
-            "spec:\n  database: {extensions: [{name: vector}, {name: pg_trgm}]}\n",
+            "spec:\n  database: {extensions: [{name: pgcrypto}, {name: pg_trgm}]}\n",
         ));
         let cx = Context::new(&pg, &config).expect("context");
-        let db = database(&cx);
+        let db = database(&cx).expect("offered extensions");
         assert_eq!(db.name(), "orders-app");
         assert_eq!(
             db.object.data["spec"]["extensions"],
-            json!([{"name": "vector", "ensure": "present"}, {"name": "pg_trgm", "ensure": "present"}])
+            json!([{"name": "pgcrypto", "ensure": "present"}, {"name": "pg_trgm", "ensure": "present"}])
         );
+    }
+
+    #[test]
+    fn an_extension_outside_the_catalog_is_refused_naming_what_is_offered() {
+        let config = crate::config::tests::example();
+        for unknown in ["postgres_fdw", "dblink", "plpython3u", "vector"] {
+            let pg = postgres(&SMALL.replace(
+                "spec:\n",
+                &format!(
+                    "spec:\n  database: {{extensions: [{{name: pg_trgm}}, {{name: {unknown}}}]}}\n"
+                ),
+            ));
+            let cx = Context::new(&pg, &config).expect("context");
+            let refused = database(&cx).expect_err(unknown).to_string();
+            assert!(
+                refused.contains(&format!("extension {unknown} is not offered")),
+                "{refused}"
+            );
+            assert!(refused.contains("pg_trgm, pgcrypto"), "{refused}");
+        }
     }
 }

@@ -57,6 +57,10 @@ pub enum DesiredError {
         "PostgreSQL {major} is not offered by this platform (offered: {offered}); set spec.cluster.majorVersion to one of them"
     )]
     UnsupportedMajorVersion { major: String, offered: String },
+    #[error(
+        "extension {name} is not offered by this platform (available: {available}); remove it from spec.database.extensions or ask the platform team to add it"
+    )]
+    ExtensionNotOffered { name: String, available: String },
 }
 
 /// What the builders read besides the spec.
@@ -136,7 +140,7 @@ pub fn desired(
     let mut children = gcp::objects(&cx);
     children.push(object_store::object_store(&cx));
     children.push(cluster::cluster(&cx, grants)?);
-    children.push(database::database(&cx));
+    children.push(database::database(&cx)?);
     children.push(pooler::pooler(&cx));
     children.push(scheduled_backup::scheduled_backup(&cx));
     children.extend(network_policy::network_policies(&cx));

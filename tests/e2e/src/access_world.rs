@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pgrator_operator::config::OperatorConfig;
-use pgrator_world::idp::defaults::{PROJECT_ID, PSQL};
+use pgrator_world::idp::defaults::{ORG_ID, PROJECT_ID, PSQL};
 use pgrator_world::idp::{Idp, IdpApi};
 
 use crate::oauth_db::hba_scope;
@@ -23,6 +23,7 @@ idp:
   clientId: {PSQL}
   scopes: [{scopes}]
   audience: "{PROJECT_ID}"
+  organizationId: "{ORG_ID}"
   caFile: {ca}
 validator:
   image: {image}

@@ -351,13 +351,22 @@ async fn only_the_operator_may_create_or_change_a_postgres_access() {
     {
         Err(kube::Error::Api(s)) => assert!(
             s.message
-                .contains("only the operator may change a PostgresAccess or its finalizers"),
+                .contains("only the operator may change a PostgresAccess, its finalizers or its data.nais.io labels"),
             "{}",
             s.message
         ),
         other => panic!("the team member removed the revocation finalizer: {other:?}"),
     }
-    // A label is fine; deleting (revoking) is fine.
+    // Nor the labels the API and the operator read by.
+    let relabel = json!({"metadata": {"labels": {"data.nais.io/subject": "310000000000000001"}}});
+    assert!(
+        Api::<PostgresAccess>::namespaced(mallory.clone(), &ns)
+            .patch("granted", &PatchParams::default(), &Patch::Merge(&relabel))
+            .await
+            .is_err(),
+        "a team member relabelled a grant as someone else's"
+    );
+    // A label of one's own is fine; deleting (revoking) is fine.
     let label = json!({"metadata": {"labels": {"note": "checked"}}});
     Api::<PostgresAccess>::namespaced(mallory.clone(), &ns)
         .patch("granted", &PatchParams::default(), &Patch::Merge(&label))
@@ -451,5 +460,49 @@ async fn bad_grants_are_refused_or_failed() {
         !cluster_has(&cluster, "s2", &role).0,
         "a failed grant got a pg_ident line"
     );
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_grants_are_deleted_after_the_retention_period() {
+    let (client, ns) = setup("acc-retain").await;
+    let mut config = pgrator_e2e::operator::example_config();
+    config.access.retention_seconds = 600;
+    let operator = Operator::start_with(&ns, None, config).await;
+    create_postgres(&client, &ns, "orders", json!({})).await;
+    let api = Api::<PostgresAccess>::namespaced(client.clone(), &ns);
+    // Ended 11 minutes ago (past the 10-minute retention), and one that ended a minute ago (within it).
+    let long_ago = Timestamp::now() - jiff::SignedDuration::from_secs(660);
+    let recently = Timestamp::now() - jiff::SignedDuration::from_secs(60);
+    create_grant(&client, &ns, grant("old", "orders", "s1", "read", long_ago))
+        .await
+        .expect("an old grant");
+    create_grant(
+        &client,
+        &ns,
+        grant("recent", "orders", "s2", "read", recently),
+    )
+    .await
+    .expect("a recent grant");
+    let started = Instant::now();
+    wait_for("the old grant to be deleted", CONVERGE, || async {
+        api.get_opt("old").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    eprintln!(
+        "an ended grant past the retention went in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let recent = phase(&client, &ns, "recent", "Expired").await;
+    assert!(
+        recent.metadata.deletion_timestamp.is_none(),
+        "kept within the retention"
+    );
+    // The recent one is still listed as ended (refused by the validator, its sessions ended).
+    let cluster = get(&client, &ns, kinds::CLUSTER, "orders")
+        .await
+        .expect("Cluster");
+    let (_, until) = listed_entry(&cluster, "s2").expect("the recent grant listed");
+    assert_eq!(until, recently.as_second());
     operator.stop().await;
 }

@@ -445,6 +445,45 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         assert!(text.contains(says), "{what}: {text}");
     }
 
+    // A person outside the team learns nothing about the team's grants: the same answer for a grant that exists
+    // and one that does not; a name that is no name is refused before anything is read.
+    let bob_cached: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(cache.path().join(format!("{BOB}.json")))
+            .expect("the CLI cached bob's login"),
+    )
+    .expect("JSON");
+    let bob_bearer = format!(
+        "Bearer {}",
+        bob_cached["access_token"].as_str().expect("a token")
+    );
+    let alices_grant =
+        Api::<pgrator_operator::api::PostgresAccess>::namespaced(client.clone(), &ns)
+            .list(&Default::default())
+            .await
+            .expect("grants")
+            .items[0]
+            .metadata
+            .name
+            .clone()
+            .expect("a name");
+    let probe = |name: &str| {
+        let mut response = api
+            .get(&format!("{base}/postgresaccesses/{name}"))
+            .header("Authorization", &bob_bearer)
+            .call()
+            .expect("the API answers");
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (response.status().as_u16(), text)
+    };
+    let (existing, nothing) = (probe(&alices_grant), probe("orders-nosuch"));
+    assert_eq!(existing.0, 403, "{}", existing.1);
+    assert_eq!(
+        (existing.0, existing.1.replace(&alices_grant, "")),
+        (nothing.0, nothing.1.replace("orders-nosuch", "")),
+        "a grant that exists and one that does not look the same to an outsider"
+    );
+    assert_eq!(probe("Bad_Name").0, 400);
+
     // The audit trail: who, when, why.
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
     let audit = events

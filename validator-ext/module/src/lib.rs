@@ -1,7 +1,8 @@
 //! pgrator_validator: the PostgreSQL 18 OAuth validator module.
 //!
 //! This file only wires things up; the token rules live in the pure `pgrator-token` crate, the ABI in `abi`, the
-//! settings in `guc`, network access in `fetch`, and the callback in `validate`.
+//! settings in `guc`, network access in `fetch`, the callback in `validate`, and the personal-session guard (a
+//! ProcessUtility hook) in `guard`.
 //!
 //! This crate is the FFI edge, so `unsafe` is allowed here (and only here); every block must say why it is sound.
 #![allow(unsafe_code)]
@@ -15,6 +16,7 @@ mod abi;
 mod answers;
 mod decide;
 mod fetch;
+mod guard;
 mod guc;
 mod hba;
 mod introspect;
@@ -30,6 +32,8 @@ mod worker;
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
+    // Personal sessions may not leave doors open that outlive their grant (see pgrator_token::session_guard).
+    guard::install();
     // Preloaded: keys and counters in shared memory, refreshed by a background worker. Otherwise (loaded at the
     // first OAuth login of a backend) each backend fetches keys for itself.
     if shmem::init_if_preloading() {

@@ -47,6 +47,7 @@ pub mod policy;
 pub mod refusal;
 pub mod roles;
 pub mod scopes;
+pub mod session_guard;
 pub mod settings;
 pub mod shown;
 pub mod signature;

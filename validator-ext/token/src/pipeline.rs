@@ -114,7 +114,12 @@ pub fn check_claims(
     let expires_at = claims::check(claims, policy, req, now)?;
     let scopes = scopes::check(claims, &req.scopes, policy.scope_check)?;
     let authn_id = identity::extract(claims, &policy.identity_claim)?;
-    let roles = roles::check(claims, &policy.role_claim, policy.required_role.as_deref())?;
+    let roles = roles::check(
+        claims,
+        &policy.role_claim,
+        policy.required_role.as_deref(),
+        policy.role_organization.as_deref(),
+    )?;
     Ok(Accepted {
         authn_id,
         expires_at,

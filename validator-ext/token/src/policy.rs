@@ -36,6 +36,8 @@ pub struct Policy {
     pub role_claim: String,
     /// A role the token must carry in `role_claim`, if any.
     pub required_role: Option<String>,
+    /// When set, only roles granted in this organisation (Zitadel org id) count.
+    pub role_organization: Option<String>,
     /// Required JOSE `typ` (e.g. `at+jwt`), if any.
     pub expected_typ: Option<String>,
     pub max_token_bytes: usize,
@@ -53,6 +55,7 @@ impl Policy {
             identity_claim: DEFAULT_IDENTITY_CLAIM.to_string(),
             role_claim: DEFAULT_ROLE_CLAIM.to_string(),
             required_role: None,
+            role_organization: None,
             expected_typ: None,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             scope_check: ScopeCheck::Require,

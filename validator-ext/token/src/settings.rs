@@ -363,6 +363,7 @@ impl ValidatorConfig {
                 identity_claim,
                 role_claim,
                 required_role,
+                role_organization: None,
                 expected_typ,
                 max_token_bytes,
                 scope_check,
