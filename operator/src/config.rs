@@ -206,6 +206,48 @@ impl Default for AccessConfig {
     }
 }
 
+impl OperatorConfig {
+    /// The validator's settings as every cluster will get them, checked with the validator's own parser (one
+    /// definition of a valid setting): a bad value stops the operator here, naming it, instead of being refused at
+    /// reload in every cluster.
+    fn check_validator_settings(&self) -> Result<(), ConfigError> {
+        let mut raw = pgrator_token::RawSettings::default();
+        raw.set("audience", &self.idp.audience);
+        raw.set("allowed_clients", &self.idp.allowed_clients().join(","));
+        for (key, value) in &self.validator.settings {
+            if key == "grants" {
+                return Err(invalid(
+                    "validator.settings",
+                    "grants is written by the operator from the PostgresAccess objects; remove it here",
+                ));
+            }
+            if key == "http_timeout_ms"
+                && !value
+                    .parse::<u32>()
+                    .is_ok_and(|ms| (100..=60_000).contains(&ms))
+            {
+                return Err(invalid(
+                    "validator.settings",
+                    format!(
+                        "http_timeout_ms: {value:?} is not a number of milliseconds from 100 to 60000"
+                    ),
+                ));
+            }
+            if !raw.set(key, value) && !pgrator_token::MODULE_SETTINGS.contains(&key.as_str()) {
+                return Err(invalid(
+                    "validator.settings",
+                    format!(
+                        "{key} is not a setting of the validator (see validator-ext/README.md)"
+                    ),
+                ));
+            }
+        }
+        pgrator_token::ValidatorConfig::from_settings(&raw, "validator.settings")
+            .map(|_| ())
+            .map_err(|errors| invalid("validator.settings", errors.to_string()))
+    }
+}
+
 impl IdpConfig {
     /// The clients whose tokens are accepted: `allowedClients`, or `clientId` alone.
     pub fn allowed_clients(&self) -> Vec<String> {
@@ -297,6 +339,7 @@ impl OperatorConfig {
                 ));
             }
         }
+        self.check_validator_settings()?;
         if self.postgres.images.is_empty() {
             return Err(invalid(
                 "postgres.images",
@@ -456,6 +499,28 @@ pub(crate) mod tests {
             })),
             "validator.settings"
         );
+        for (key, value) in [
+            ("algorithms", "HS256"),
+            ("clock_skew", "forever"),
+            ("max_token_bytes", "tiny"),
+            ("no_such_setting", "1"),
+            ("grants", "p_a 1 2"),
+            ("http_timeout_ms", "5 minutes"),
+        ] {
+            let refused = OperatorConfig::from_yaml(
+                &EXAMPLE.replace("identity_claim: sub", &format!("{key}: {value:?}")),
+            );
+            assert!(
+                matches!(
+                    &refused,
+                    Err(ConfigError::Invalid {
+                        field: "validator.settings",
+                        ..
+                    })
+                ),
+                "{key}: {value}: {refused:?}"
+            );
+        }
         assert_eq!(
             field_of(with(|c| c.postgres.images.clear())),
             "postgres.images"

@@ -23,9 +23,16 @@ use crate::names::Names;
 
 pub async fn reconcile(grant: Arc<PostgresAccess>, cx: Arc<Context>) -> Result<Action, Error> {
     let namespace = grant.namespace().ok_or(Error::NoNamespace)?;
-    // Decisions read both stores: never from a store that has not been filled yet (at start).
-    let _ = cx.postgres.wait_until_ready().await;
-    let _ = cx.accesses.wait_until_ready().await;
+    // Decisions read both stores: never from a store that has not been filled yet (at start). Not awaited: a
+    // reconcile waiting on another controller's store held that controller up; come back in a second instead.
+    let ready = |store_ready: Option<Result<(), _>>| store_ready.is_some();
+    if !ready(futures::FutureExt::now_or_never(
+        cx.postgres.wait_until_ready(),
+    )) || !ready(futures::FutureExt::now_or_never(
+        cx.accesses.wait_until_ready(),
+    )) {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let now = (cx.now)();
     let spec = &grant.spec;
     let role = access::role_name(

@@ -71,7 +71,10 @@ pub fn error_policy(postgres: Arc<Postgres>, error: &Error, cx: Arc<Context>) ->
 async fn apply(postgres: &Postgres, cx: &Context) -> Result<Action, Error> {
     let namespace = postgres.namespace().ok_or(Error::NoNamespace)?;
     // The grants come from the access store: never write a Cluster (or drop personal roles) from an empty one.
-    let _ = cx.accesses.wait_until_ready().await;
+    if futures::FutureExt::now_or_never(cx.accesses.wait_until_ready()).is_none() {
+        tracing::debug!(postgres = %postgres.name_any(), "waiting for the PostgresAccess store to fill");
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let names = Names::new(&namespace, &postgres.name_any());
     let mut observed = Observation::default();
     let grants = cx.open_grants(&namespace, &names.postgres);

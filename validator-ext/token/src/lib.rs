@@ -66,5 +66,5 @@ pub use outcome::Outcome;
 pub use pipeline::{TokenKind, check_claims, check_opaque, classify, validate_jwt};
 pub use policy::{Policy, Requirements, ScopeCheck};
 pub use refusal::Refusal;
-pub use settings::{RawSettings, ValidatorConfig};
+pub use settings::{MODULE_SETTINGS, RawSettings, ValidatorConfig};
 pub use time::UnixTime;

@@ -42,6 +42,45 @@ pub struct RawSettings {
     pub introspection_cache_ttl: Option<String>,
 }
 
+/// Settings of the validator module that are not token rules (files, the IdP client, timeouts, the grants list):
+/// the module registers them itself; the operator may pass the first five through its configuration.
+pub const MODULE_SETTINGS: [&str; 6] = [
+    "ca_file",
+    "http_timeout_ms",
+    "introspection_client_id",
+    "introspection_secret_file",
+    "introspection_key_file",
+    "grants",
+];
+
+impl RawSettings {
+    /// Sets the token-rule setting `name` (as named after the prefix, e.g. `identity_claim`); false when `name`
+    /// is not one of them.
+    pub fn set(&mut self, name: &str, value: &str) -> bool {
+        let field = match name {
+            "audience" => &mut self.audience,
+            "allowed_clients" => &mut self.allowed_clients,
+            "algorithms" => &mut self.algorithms,
+            "clock_skew" => &mut self.clock_skew,
+            "identity_claim" => &mut self.identity_claim,
+            "role_claim" => &mut self.role_claim,
+            "required_role" => &mut self.required_role,
+            "typ" => &mut self.typ,
+            "max_token_bytes" => &mut self.max_token_bytes,
+            "scope_check" => &mut self.scope_check,
+            "jwks_min_refresh" => &mut self.jwks_min_refresh,
+            "jwks_max_refresh" => &mut self.jwks_max_refresh,
+            "jwks_max_stale" => &mut self.jwks_max_stale,
+            "jwks_unknown_kid_cooldown" => &mut self.jwks_unknown_kid_cooldown,
+            "introspection_cache_entries" => &mut self.introspection_cache_entries,
+            "introspection_cache_ttl" => &mut self.introspection_cache_ttl,
+            _ => return false,
+        };
+        *field = Some(value.to_owned());
+        true
+    }
+}
+
 /// Limits of the introspection cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IntrospectionCacheLimits {
@@ -418,6 +457,20 @@ mod tests {
                 max_ttl_secs: 60
             }
         );
+    }
+
+    #[test]
+    fn settings_are_set_by_name() {
+        let mut raw = RawSettings::default();
+        assert!(raw.set("identity_claim", "email"));
+        assert!(raw.set("allowed_clients", "psql"));
+        assert!(
+            !raw.set("ca_file", "/x"),
+            "a module setting, not a token rule"
+        );
+        assert!(!raw.set("nonsense", "1"));
+        assert_eq!(raw.identity_claim.as_deref(), Some("email"));
+        assert_eq!(raw.allowed_clients.as_deref(), Some("psql"));
     }
 
     #[test]
