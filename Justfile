@@ -46,8 +46,15 @@ build-validator-faults: (world "tools" "postgres")
 # The demo on the embedded default: a Postgres object to a CNPG database on a real API server, personal access with
 # the CLI, and a psql login as the personal role through the device flow (the whole product, printed step by step).
 demo: world build-validator
-    cargo build --release -q -p pgrator-operator --bin pgrator
-    cargo run --release -q -p pgrator-e2e --bin pgrator-demo
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -x "$CARGO_TARGET_DIR/release/pgrator-demo" ] || [ ! -x "$CARGO_TARGET_DIR/release/pgrator" ]; then
+        echo "demo: first build of the operator, the CLI and the demo (release: about 15 minutes on 2 cores; cargo" \
+             "counts the crates below as it goes; later runs start in seconds)" >&2
+    fi
+    cargo build --release -p pgrator-operator --bin pgrator
+    cargo build --release -p pgrator-e2e --bin pgrator-demo
+    "$CARGO_TARGET_DIR/release/pgrator-demo"
 
 # The validator alone: PostgreSQL 18 with the validator, and a psql login through the device flow.
 demo-validator: world build-validator
@@ -108,6 +115,25 @@ kubectl *args:
 generate:
     cargo run -q -p pgrator-operator --bin pgrator-crdgen operator/deploy/crds
     cargo run -q -p pgrator-operator --bin pgrator-operator -- manifests > operator/deploy/install.yaml
+
+# Keep the shared cargo target bounded: a fresh clone (CI) builds the workspace's own crates at a new path, so their
+# artefacts pile up; remove those whose sources no longer exist (old clones). Registry crates stay (all reuse them).
+prune-target:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    t="$CARGO_TARGET_DIR"
+    [ -d "$t" ] || exit 0
+    before="$(du -sm "$t" | cut -f1)"
+    removed=0
+    while IFS= read -r -d '' dep; do
+        # The first source a .d file names: gone with its clone, or still there.
+        src="$(head -n1 "$dep" | cut -d: -f2- | tr ' ' '\n' | grep -m1 '^/' || true)"
+        if [ -z "$src" ] || [ -e "$src" ]; then continue; fi
+        stem="$(basename "$dep" .d)"; hash="${stem##*-}"; dir="$(dirname "$dep")"; profile="$(dirname "$dir")"
+        rm -rf "$dir/$stem" "$dir/$stem".* "$dir/lib$stem".* "$profile/.fingerprint/"*-"$hash" "$profile/build/"*-"$hash"
+        removed=$((removed + 1))
+    done < <(find "$t" -mindepth 3 -maxdepth 3 -path '*/deps/*.d' -print0)
+    echo "prune-target: removed $removed artefacts of old clones; ${before} MB before, $(du -sm "$t" | cut -f1) MB after"
 
 # Format the code.
 fmt:

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::platform::Arch;
+use crate::platform::{Arch, UnknownPlatform};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
@@ -126,3 +126,9 @@ impl OciError {
 }
 
 pub type Result<T, E = OciError> = std::result::Result<T, E>;
+
+impl From<UnknownPlatform> for OciError {
+    fn from(e: UnknownPlatform) -> Self {
+        OciError::InvalidInput(e.0)
+    }
+}

@@ -25,7 +25,7 @@ enum Command {
     /// Build an extension image (an image index with one image per architecture) as an OCI image layout.
     Build {
         /// The module, as PATH (the build machine's architecture) or ARCH=PATH (amd64, arm64); repeat per arch.
-        #[arg(long = "library", required = true, value_parser = parse_library)]
+        #[arg(long = "library", required = true, value_parser = pgrator_extension_oci::platform::arch_and_path)]
         libraries: Vec<(Arch, PathBuf)>,
         /// File name under /lib (default: the library's file name), e.g. pgrator_validator.so.
         #[arg(long)]
@@ -84,18 +84,6 @@ enum Command {
         #[command(flatten)]
         registry: RegistryArgs,
     },
-}
-
-fn parse_library(value: &str) -> Result<(Arch, PathBuf), String> {
-    if let Some((arch, path)) = value.split_once('=') {
-        let arch: Arch = arch
-            .parse()
-            .map_err(|e: pgrator_extension_oci::OciError| e.to_string())?;
-        return Ok((arch, PathBuf::from(path)));
-    }
-    let host =
-        Arch::host().ok_or("this machine's architecture is not amd64 or arm64; use ARCH=PATH")?;
-    Ok((host, PathBuf::from(value)))
 }
 
 fn main() -> anyhow::Result<()> {

@@ -3,8 +3,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::OciError;
-
 /// A CPU architecture an image can target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Arch {
@@ -62,14 +60,20 @@ impl fmt::Display for Arch {
     }
 }
 
+/// A platform name this builder does not know (its own error, so that the error module depends on this one and
+/// not the other way round).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnknownPlatform(pub String);
+
 impl FromStr for Arch {
-    type Err = OciError;
+    type Err = UnknownPlatform;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "amd64" | "x86_64" => Ok(Arch::Amd64),
             "arm64" | "aarch64" => Ok(Arch::Arm64),
-            other => Err(OciError::InvalidInput(format!(
+            other => Err(UnknownPlatform(format!(
                 "unknown architecture '{other}' (supported: amd64, arm64)"
             ))),
         }
@@ -107,16 +111,27 @@ impl fmt::Display for Distro {
 }
 
 impl FromStr for Distro {
-    type Err = OciError;
+    type Err = UnknownPlatform;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "bookworm" => Ok(Distro::Bookworm),
             "trixie" => Ok(Distro::Trixie),
-            other => Err(OciError::InvalidInput(format!(
+            other => Err(UnknownPlatform(format!(
                 "unknown distribution '{other}' (supported: bookworm, trixie — the Debian releases of the CloudNativePG \
                  PostgreSQL images)"
             ))),
         }
     }
+}
+
+/// A command-line `ARCH=PATH` (or a bare `PATH`, for this machine's architecture): which file is for which platform.
+pub fn arch_and_path(value: &str) -> Result<(Arch, std::path::PathBuf), String> {
+    if let Some((arch, path)) = value.split_once('=') {
+        let arch: Arch = arch.parse().map_err(|e: UnknownPlatform| e.to_string())?;
+        return Ok((arch, std::path::PathBuf::from(path)));
+    }
+    let host =
+        Arch::host().ok_or("this machine's architecture is not amd64 or arm64; use ARCH=PATH")?;
+    Ok((host, std::path::PathBuf::from(value)))
 }

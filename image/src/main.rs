@@ -17,7 +17,7 @@ use pgrator_image::{OperatorImageSpec, SYSTEM_CA_BUNDLE, build_operator_layout};
 )]
 struct Cli {
     /// The program, as PATH (this machine's architecture) or ARCH=PATH; repeat per architecture.
-    #[arg(long = "binary", required = true, value_parser = parse_program)]
+    #[arg(long = "binary", required = true, value_parser = pgrator_extension_oci::platform::arch_and_path)]
     binaries: Vec<(Arch, PathBuf)>,
     /// Name under /usr/local/bin (the entrypoint).
     #[arg(long, default_value = "pgrator")]
@@ -43,18 +43,6 @@ struct Cli {
     source: Option<String>,
     #[arg(long)]
     revision: Option<String>,
-}
-
-fn parse_program(value: &str) -> Result<(Arch, PathBuf), String> {
-    if let Some((arch, path)) = value.split_once('=') {
-        let arch: Arch = arch
-            .parse()
-            .map_err(|e: pgrator_extension_oci::OciError| e.to_string())?;
-        return Ok((arch, PathBuf::from(path)));
-    }
-    let host =
-        Arch::host().ok_or("this machine's architecture is not amd64 or arm64; use ARCH=PATH")?;
-    Ok((host, PathBuf::from(value)))
 }
 
 fn main() -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! (read from the cache, compute, apply what differs, write status), hold a leader lease, serve metrics.
 
 pub mod access;
+pub mod apply;
 pub mod cache;
 pub mod client;
 pub mod context;
@@ -9,7 +10,7 @@ pub mod diff;
 pub mod error;
 pub mod leader;
 pub mod metrics;
-pub mod reconcile;
+pub mod postgres;
 pub mod server;
 pub mod status;
 
@@ -105,7 +106,7 @@ pub async fn run(
     ));
     let postgres_loop = postgres_controller
         .graceful_shutdown_on(shutdown.clone())
-        .run(reconcile::reconcile, reconcile::error_policy, cx.clone())
+        .run(postgres::reconcile, postgres::error_policy, cx.clone())
         .for_each(|_| async {});
     let access_loop = access_controller
         .graceful_shutdown_on(shutdown.clone())

@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use pgrator_token::{Grant, Grants, PERSONAL_ROLE_PREFIX, UnixTime};
 
 use super::{Child, Context, IdentLine, Kind};
-use crate::api::{AccessLevel, PostgresAccess};
+use crate::api::access::Identity;
+use crate::api::{AccessLevel, PostgresAccess, PostgresAccessSpec};
 use crate::names;
 
 /// The CNPG kind of a personal role (made for a PostgresAccess, owned by it).
@@ -23,6 +24,57 @@ pub const DATABASE_ROLE: Kind = Kind {
     plural: "databaseroles",
     keeps_data: false,
 };
+
+/// The label with the grantee's subject (to list a person's grants; the spec decides).
+pub const SUBJECT_LABEL: &str = "data.nais.io/subject";
+
+/// The PostgresAccess the access API creates for a checked request made at `now`: ends `ttl` after `now` (whole
+/// seconds), labelled for listing, and held by the revocation finalizer from the start.
+pub fn requested(
+    namespace: &str,
+    postgres: &str,
+    identity: Identity,
+    level: AccessLevel,
+    reason: &str,
+    ttl: std::time::Duration,
+    now: Timestamp,
+) -> PostgresAccess {
+    let expires = now + jiff::SignedDuration::try_from(ttl).unwrap_or_default();
+    let expires = expires.round(jiff::Unit::Second).unwrap_or(expires);
+    let mut labels = std::collections::BTreeMap::from([
+        (names::MANAGED_BY.to_owned(), names::MANAGER.to_owned()),
+        (names::POSTGRES_LABEL.to_owned(), postgres.to_owned()),
+    ]);
+    if is_label_value(&identity.subject) {
+        labels.insert(SUBJECT_LABEL.to_owned(), identity.subject.clone());
+    }
+    PostgresAccess {
+        metadata: kube::core::ObjectMeta {
+            generate_name: Some(format!("{postgres}-")),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(labels),
+            finalizers: Some(vec![FINALIZER.to_owned()]),
+            ..Default::default()
+        },
+        spec: PostgresAccessSpec {
+            postgres: postgres.to_owned(),
+            identity,
+            level,
+            reason: reason.to_owned(),
+            expires_at: expires.to_string(),
+        },
+        status: None,
+    }
+}
+
+/// A Kubernetes label value: at most 63 of `[A-Za-z0-9_.-]`, starting and ending alphanumeric.
+fn is_label_value(s: &str) -> bool {
+    s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+}
 
 /// The group role a level is a member of (made in every cluster, see `cluster::ACCESS_ROLES`).
 pub fn group_role(level: AccessLevel) -> &'static str {
@@ -317,6 +369,33 @@ mod tests {
 
     fn t(s: &str) -> Timestamp {
         s.parse().expect("time")
+    }
+
+    #[test]
+    fn a_request_becomes_a_held_grant_ending_ttl_after_now() {
+        let identity = Identity {
+            subject: "310000000000000001".into(),
+            email: Some("alice@example.com".into()),
+        };
+        let now = t("2026-11-24T10:00:00.600Z");
+        let a = requested(
+            "team-a",
+            "orders",
+            identity,
+            AccessLevel::Read,
+            "checking the nightly job",
+            std::time::Duration::from_secs(3600),
+            now,
+        );
+        assert_eq!(
+            a.spec.expires_at, "2026-11-24T11:00:01Z",
+            "rounded to whole seconds"
+        );
+        assert_eq!(a.metadata.generate_name.as_deref(), Some("orders-"));
+        assert_eq!(a.metadata.finalizers, Some(vec![FINALIZER.to_owned()]));
+        let labels = a.metadata.labels.expect("labels");
+        assert_eq!(labels[SUBJECT_LABEL], "310000000000000001");
+        assert_eq!(labels[names::POSTGRES_LABEL], "orders");
     }
 
     #[test]

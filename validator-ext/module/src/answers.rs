@@ -114,7 +114,7 @@ unsafe impl PGRXSharedMemory for AnswersShm {}
 // SAFETY: initialized by pg_shmem_init! during shared_preload_libraries; used only when `shmem::preloaded()`.
 static ANSWERS: PgLwLock<AnswersShm> = unsafe { PgLwLock::new(c"pgrator_validator_answers") };
 
-/// Requests the table; called from `shmem::init_if_preloading`.
+/// Requests the table; called from `_PG_init` while shared_preload_libraries are processed.
 pub fn init() {
     pg_shmem_init!(ANSWERS);
 }

@@ -37,6 +37,7 @@ pub extern "C-unwind" fn _PG_init() {
     // Preloaded: keys and counters in shared memory, refreshed by a background worker. Otherwise (loaded at the
     // first OAuth login of a backend) each backend fetches keys for itself.
     if shmem::init_if_preloading() {
+        answers::init();
         worker::register();
         reaper::register();
     }

@@ -196,7 +196,6 @@ pub fn init_if_preloading() -> bool {
     if preloading {
         pg_shmem_init!(KEY_CACHE);
         pg_shmem_init!(COUNTERS);
-        crate::answers::init();
         PRELOADED.store(true, Ordering::Relaxed);
     }
     preloading
