@@ -117,7 +117,8 @@ generate:
     cargo run -q -p pgrator-operator --bin pgrator-operator -- manifests > operator/deploy/install.yaml
 
 # Keep the shared cargo target bounded: a fresh clone (CI) builds the workspace's own crates at a new path, so their
-# artefacts pile up; remove those whose sources no longer exist (old clones). Registry crates stay (all reuse them).
+# artefacts pile up; remove those whose sources no longer exist (old clones), and all but the newest build of each
+# test or program executable. Registry crates stay (every build reuses them).
 prune-target:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -133,7 +134,13 @@ prune-target:
         rm -rf "$dir/$stem" "$dir/$stem".* "$dir/lib$stem".* "$profile/.fingerprint/"*-"$hash" "$profile/build/"*-"$hash"
         removed=$((removed + 1))
     done < <(find "$t" -mindepth 3 -maxdepth 3 -path '*/deps/*.d' -print0)
-    echo "prune-target: removed $removed artefacts of old clones; ${before} MB before, $(du -sm "$t" | cut -f1) MB after"
+    # Test and program executables are leaves (nothing links against them): of each, only the newest build stays.
+    while IFS= read -r stale; do
+        rm -f "$stale" "$stale.d"
+        removed=$((removed + 1))
+    done < <(find "$t" -mindepth 3 -maxdepth 3 -path '*/deps/*' -type f -perm -u+x ! -name '*.so' -printf '%T@ %p\n' \
+        | sort -rn | awk '{ path = $2; name = path; sub(/-[0-9a-f]+$/, "", name); if (seen[name]++) print path }')
+    echo "prune-target: removed $removed artefacts of old clones and builds; ${before} MB before, $(du -sm "$t" | cut -f1) MB after"
 
 # Format the code.
 fmt:
