@@ -52,7 +52,7 @@ demo: world build-validator
         echo "demo: first build of the operator, the CLI and the demo (release: about 15 minutes on 2 cores; cargo" \
              "counts the crates below as it goes; later runs start in seconds)" >&2
     fi
-    cargo build --release -p pgrator-operator --bin pgrator
+    cargo build --release -p pgrator-cli --bin pgrator
     cargo build --release -p pgrator-e2e --bin pgrator-demo
     "$CARGO_TARGET_DIR/release/pgrator-demo"
 
@@ -92,7 +92,7 @@ test: world build-validator build-validator-faults lint
     trap 'rm -f "$log"' EXIT
     rc=0
     # The CLI runs as its own process in the personal-access test.
-    cargo build -q -p pgrator-operator --bin pgrator
+    cargo build -q -p pgrator-cli --bin pgrator
     cargo test --workspace --exclude pgrator-validator --no-fail-fast 2>&1 | tee "$log" || rc=$?
     # One closing line for every test binary together.
     echo "test run took ${SECONDS} s"

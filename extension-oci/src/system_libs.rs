@@ -94,18 +94,7 @@ pub fn libraries_to_bundle(
         }
         return Ok(Vec::new());
     }
-    let resolved = run_ldd(module, search_path)?;
-    let missing: Vec<String> = resolved
-        .iter()
-        .filter(|l| l.path.is_none())
-        .map(|l| l.soname.clone())
-        .collect();
-    if !missing.is_empty() {
-        return Err(OciError::UnresolvedDependencies {
-            path: module.to_path_buf(),
-            missing,
-        });
-    }
+    let resolved = resolved_ldd(module, search_path)?;
     let mut bundle: Vec<BundledLibrary> = resolved
         .into_iter()
         .filter(|l| !is_stock(&l.soname))
@@ -121,6 +110,24 @@ pub fn libraries_to_bundle(
     Ok(bundle)
 }
 
+/// ldd's answer for `file`, failing with every library it could not find.
+fn resolved_ldd(file: &Path, search_path: &[PathBuf]) -> Result<Vec<LddEntry>> {
+    let entries = run_ldd(file, search_path)?;
+    let missing: Vec<String> = entries
+        .iter()
+        .filter(|l| l.path.is_none())
+        .map(|l| l.soname.clone())
+        .collect();
+    if missing.is_empty() {
+        Ok(entries)
+    } else {
+        Err(OciError::UnresolvedDependencies {
+            path: file.to_path_buf(),
+            missing,
+        })
+    }
+}
+
 /// A shared library a program needs at run time, placed in the image where the loader looks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeLibrary {
@@ -133,18 +140,7 @@ pub struct RuntimeLibrary {
 /// Every shared library a dynamically linked program on this machine needs, the loader included, for an image
 /// without a distribution underneath (`FROM scratch`). Fails when any library cannot be found.
 pub fn runtime_libraries(program: &Path, search_path: &[PathBuf]) -> Result<Vec<RuntimeLibrary>> {
-    let entries = run_ldd(program, search_path)?;
-    let missing: Vec<String> = entries
-        .iter()
-        .filter(|l| l.path.is_none())
-        .map(|l| l.soname.clone())
-        .collect();
-    if !missing.is_empty() {
-        return Err(OciError::UnresolvedDependencies {
-            path: program.to_path_buf(),
-            missing,
-        });
-    }
+    let entries = resolved_ldd(program, search_path)?;
     let mut libs: Vec<RuntimeLibrary> = entries
         .into_iter()
         .filter_map(|l| l.path)

@@ -43,3 +43,15 @@ pub fn agent(
         .build()
         .new_agent())
 }
+
+/// The largest answer read from the IdP or the access API (no document of theirs comes near it).
+pub const MAX_BODY: u64 = 1 << 20;
+
+/// The body of an answer, at most [`MAX_BODY`] bytes.
+pub fn body(response: &mut ureq::http::Response<ureq::Body>) -> Result<Vec<u8>, ureq::Error> {
+    response
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY)
+        .read_to_vec()
+}

@@ -6,7 +6,6 @@
 
 pub mod access_api;
 pub mod api;
-pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod desired;

@@ -179,7 +179,7 @@ pub(super) async fn list_mine(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     let who = caller(&state, &headers).await?;
-    if !is_label_value(&who.authn_id) {
+    if !access::is_label_value(&who.authn_id) {
         return Ok(axum::Json(json!({"items": []})));
     }
     let api: Api<PostgresAccess> = Api::all(state.client.clone());
@@ -223,12 +223,4 @@ fn describe(grant: &PostgresAccess, now: Timestamp) -> Value {
 
 fn identity_email(grant: &PostgresAccess) -> &str {
     grant.spec.identity.email.as_deref().unwrap_or_default()
-}
-
-fn is_label_value(s: &str) -> bool {
-    s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
 }

@@ -233,11 +233,7 @@ impl Verifier {
         let (cache_control, expires, date) =
             (header("cache-control"), header("expires"), header("date"));
         let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 20)
-            .read_to_vec()
+        let body = crate::https::body(&mut response)
             .map_err(|e| VerifyError::Idp(format!("GET {url}: {e}")))?;
         Ok(Fetched {
             status,

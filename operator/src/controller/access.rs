@@ -109,27 +109,9 @@ pub async fn reconcile(grant: Arc<PostgresAccess>, cx: Arc<Context>) -> Result<A
     };
 
     let previous = grant.status.clone().unwrap_or_default();
-    let status = PostgresAccessStatus {
-        phase: Some(phase.to_owned()),
-        role_name: Some(role.clone()),
-        message: Some(message.clone()),
-        closed_at: None,
-        conditions: vec![condition(
-            &previous.conditions,
-            phase,
-            &message,
-            grant.metadata.generation,
-            now,
-        )],
-    };
+    let status = status(&previous, phase, &role, &message, None, &grant, now);
     if previous != status {
-        api.patch_status(
-            &grant.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await
-        .map_err(Error::Status)?;
+        write_status(&api, grant.as_ref(), &status).await?;
         if previous.phase.as_deref() != Some(phase) {
             tracing::info!(
                 audit = true,
@@ -284,32 +266,54 @@ async fn revoke(
             Duration::from_secs(2),
         ),
     };
-    let status = PostgresAccessStatus {
-        phase: Some("Revoked".into()),
-        role_name: Some(role.to_owned()),
-        message: Some(message.clone()),
-        closed_at: closed_at.map(|t| t.to_string()),
-        conditions: vec![condition(
-            &previous.conditions,
-            "Revoked",
-            &message,
-            grant.metadata.generation,
-            now,
-        )],
-    };
+    let status = status(&previous, "Revoked", role, &message, closed_at, grant, now);
     if previous != status {
-        api.patch_status(
-            &grant.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await
-        .map_err(Error::Status)?;
+        write_status(api, grant, &status).await?;
         if previous.phase.as_deref() != Some("Revoked") {
             publish_on_access(cx, grant, EventType::Warning, "Revoked", message).await;
         }
     }
     Ok(Action::requeue(next))
+}
+
+/// The status for `phase`, keeping the Ready condition's transition time while it holds.
+fn status(
+    previous: &PostgresAccessStatus,
+    phase: &str,
+    role: &str,
+    message: &str,
+    closed_at: Option<jiff::Timestamp>,
+    grant: &PostgresAccess,
+    now: jiff::Timestamp,
+) -> PostgresAccessStatus {
+    PostgresAccessStatus {
+        phase: Some(phase.to_owned()),
+        role_name: Some(role.to_owned()),
+        message: Some(message.to_owned()),
+        closed_at: closed_at.map(|t| t.to_string()),
+        conditions: vec![condition(
+            &previous.conditions,
+            phase,
+            message,
+            grant.metadata.generation,
+            now,
+        )],
+    }
+}
+
+async fn write_status(
+    api: &Api<PostgresAccess>,
+    grant: &PostgresAccess,
+    status: &PostgresAccessStatus,
+) -> Result<(), Error> {
+    api.patch_status(
+        &grant.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map(|_| ())
+    .map_err(Error::Status)
 }
 
 /// Adds the revocation finalizer (the access API sets it at creation; this covers anything else).

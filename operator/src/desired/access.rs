@@ -68,7 +68,7 @@ pub fn requested(
 }
 
 /// A Kubernetes label value: at most 63 of `[A-Za-z0-9_.-]`, starting and ending alphanumeric.
-fn is_label_value(s: &str) -> bool {
+pub fn is_label_value(s: &str) -> bool {
     s.len() <= 63
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))

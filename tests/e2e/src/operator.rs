@@ -198,7 +198,7 @@ pub async fn get(
     api.get_opt(name).await.expect("read an object")
 }
 
-/// The `pgrator` CLI binary of this build (`cargo build -p pgrator-operator --bin pgrator`; `./just test` builds it).
+/// The `pgrator` CLI binary of this build (`cargo build -p pgrator-cli --bin pgrator`; `./just test` builds it).
 pub fn cli_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     // target/<profile>/deps/<test> -> target/<profile>/pgrator
@@ -209,7 +209,7 @@ pub fn cli_binary() -> std::path::PathBuf {
         .expect("the target directory");
     assert!(
         path.is_file(),
-        "{} is missing: build it with `cargo build -p pgrator-operator --bin pgrator` (`./just test` does)",
+        "{} is missing: build it with `cargo build -p pgrator-cli --bin pgrator` (`./just test` does)",
         path.display()
     );
     path

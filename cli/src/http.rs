@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use super::CliError;
+use crate::CliError;
 
 /// HTTPS only unless `insecure_http` (`--insecure-http`, for a test world on loopback).
 pub fn agent(ca_file: Option<&str>, insecure_http: bool) -> Result<ureq::Agent, CliError> {
-    crate::https::agent(
+    pgrator_operator::https::agent(
         ca_file,
         Duration::from_secs(15),
         concat!("pgrator/", env!("CARGO_PKG_VERSION")),
@@ -38,11 +38,7 @@ pub fn json(
 ) -> Result<(u16, serde_json::Value), CliError> {
     let mut response = result.map_err(|e| CliError::Unavailable(format!("{what}: {e}")))?;
     let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(1 << 20)
-        .read_to_vec()
+    let body = pgrator_operator::https::body(&mut response)
         .map_err(|e| CliError::Unavailable(format!("{what}: {e}")))?;
     let value = serde_json::from_slice(&body).map_err(|_| {
         CliError::Unavailable(format!(

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use pgrator_operator::cli::commands::{Session, Target, Wanted};
-use pgrator_operator::cli::login::LoginConfig;
-use pgrator_operator::cli::{CliError, http, proxy};
+use pgrator_cli::commands::{Session, Target, Wanted};
+use pgrator_cli::login::LoginConfig;
+use pgrator_cli::{CliError, http, proxy};
 
 #[derive(Parser)]
 #[command(

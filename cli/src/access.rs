@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use super::CliError;
 use super::http::json as read_json;
+use crate::CliError;
 
 pub struct AccessApi {
     pub base: String,

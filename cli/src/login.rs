@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::CliError;
-use super::http::json;
+use crate::CliError;
+use crate::http::json;
 
 /// Where and as whom to log in.
 pub struct LoginConfig {

@@ -6,8 +6,8 @@ use kube::api::{Api, DynamicObject};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use super::CliError;
-use crate::desired::kinds;
+use crate::CliError;
+use pgrator_operator::desired::kinds;
 
 /// PostgreSQL's port in the instance pods.
 const POSTGRES_PORT: u16 = 5432;

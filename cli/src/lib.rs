@@ -2,6 +2,8 @@
 //! `login` (the OAuth device flow, with a token cache), `access` (the access API), `commands` (what each
 //! subcommand does, with its output).
 
+#![forbid(unsafe_code)]
+
 pub mod access;
 pub mod commands;
 pub mod http;

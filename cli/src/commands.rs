@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::CliError;
-use super::access::AccessApi;
-use super::login::{LoginConfig, access_token};
+use crate::CliError;
+use crate::access::AccessApi;
+use crate::login::{LoginConfig, access_token};
 
 /// Where the database is reached and how psql logs in to it.
 pub struct Target {
