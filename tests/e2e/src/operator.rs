@@ -162,7 +162,13 @@ impl Operator {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+            // A stop shows what the operator ended with: an error it hid would otherwise pass every test.
+            match tokio::time::timeout(Duration::from_secs(20), task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => panic!("the operator stopped with an error: {e}"),
+                Ok(Err(e)) => panic!("the operator's task failed: {e}"),
+                Err(_) => panic!("the operator did not stop within 20 s of being asked"),
+            }
         }
     }
 

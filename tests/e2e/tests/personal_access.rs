@@ -91,6 +91,30 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         a.hba.iter().any(|l| l.contains(" oauth ")).then_some(())
     })
     .await;
+    // PostgreSQL was started with the validator preloaded and mounted from the pulled image: that is only right if
+    // the operator's Cluster says so too (the stand-in cannot restart the server for a preload).
+    let cluster = pgrator_e2e::operator::get(
+        &client,
+        &ns,
+        pgrator_operator::desired::kinds::CLUSTER,
+        "orders",
+    )
+    .await
+    .expect("the Cluster");
+    let postgresql = &cluster.data["spec"]["postgresql"];
+    assert_eq!(
+        postgresql["shared_preload_libraries"],
+        json!(["pgrator_validator"])
+    );
+    assert_eq!(
+        postgresql["parameters"]["oauth_validator_libraries"],
+        json!("pgrator_validator")
+    );
+    assert_eq!(
+        postgresql["extensions"][0]["image"]["reference"],
+        json!(pulled.reference),
+        "the Cluster mounts the image the test pulled"
+    );
     pg.sql(
         "app",
         "CREATE TABLE orders (id int); ALTER TABLE orders OWNER TO app; INSERT INTO orders VALUES (1);",
@@ -512,6 +536,7 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         ALICE,
         false,
     );
+    assert_eq!(list.code, Some(0), "{}\n{}", list.stdout, list.stderr);
     assert!(list.stdout.contains(&role), "{}", list.stdout);
     let grant = grants
         .list(&Default::default())
@@ -558,6 +583,10 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
     let late = refused_at.duration_since(end).as_secs_f64();
     eprintln!("logins refused {late:.2} s after the grant's end");
     assert!(late < 5.0, "the door stayed open {late:.1} s after the end");
+    assert!(
+        late > -0.5,
+        "logins were refused {late:.1} s before the end"
+    );
     let gone = wait_for(
         "the open session to end",
         Duration::from_secs(60),
@@ -566,6 +595,10 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
     .await;
     let session_late = gone.duration_since(end).as_secs_f64();
     eprintln!("the open session ended {session_late:.2} s after the grant's end");
+    assert!(
+        (-0.5..10.0).contains(&session_late),
+        "the open session ended {session_late:.1} s after the end (the reaper acts within seconds)"
+    );
     drop(standin);
     operator.stop().await;
 }
