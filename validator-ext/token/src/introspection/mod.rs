@@ -11,7 +11,7 @@ pub mod pem;
 pub mod request;
 pub mod response;
 
-pub use cache::{IntrospectionCache, cache_key};
+pub use cache::{AnswerSlot, AnswerTable, IntrospectionCache, SLOTS, cache_key};
 pub use client_assertion::{SigningKey, ZitadelKeyFile};
 pub use request::{ClientAuth, IntrospectionClient, PreparedRequest};
 pub use response::{IntrospectionError, evaluate};
