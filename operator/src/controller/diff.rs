@@ -138,6 +138,25 @@ mod tests {
             prop_assert!(contains(&v, &v));
         }
 
+        /// What the server adds is not drift; a field we set that is missing or different is.
+        #[test]
+        fn added_fields_are_contained_and_missing_or_changed_ones_are_not(
+            base in prop::collection::btree_map("[a-c]", json_value(), 1..4),
+            extra in json_value().prop_filter("a value", |v| !v.is_null()),
+        ) {
+            let desired = Value::Object(base.clone().into_iter().collect());
+            let mut live = desired.clone();
+            live["server-added"] = extra.clone();
+            prop_assert!(contains(&live, &desired), "an added field is drift");
+            let mut wanted = desired.clone();
+            wanted["we-set"] = extra.clone();
+            prop_assert!(!contains(&desired, &wanted), "a missing field is not drift");
+            let (key, value) = base.iter().next().expect("a field");
+            let mut changed = desired.clone();
+            changed[key.as_str()] = json!([value, "changed"]);
+            prop_assert!(!contains(&changed, &desired), "a changed field is not drift");
+        }
+
         #[test]
         fn the_hash_is_stable_and_tells_values_apart(a in json_value(), b in json_value()) {
             prop_assert_eq!(intent_hash(&a), intent_hash(&a.clone()));
