@@ -91,8 +91,9 @@ test: world build-validator build-validator-faults lint
     log="$(mktemp)"
     trap 'rm -f "$log"' EXIT
     rc=0
-    # The CLI runs as its own process in the personal-access test.
+    # The CLI runs as its own process in the personal-access test; the operator program goes into its image test.
     cargo build -q -p pgrator-cli --bin pgrator
+    cargo build -q -p pgrator-operator --bin pgrator-operator
     cargo test --workspace --exclude pgrator-validator --no-fail-fast 2>&1 | tee "$log" || rc=$?
     # One closing line for every test binary together.
     echo "test run took ${SECONDS} s"

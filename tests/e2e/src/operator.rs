@@ -206,16 +206,25 @@ pub async fn get(
 
 /// The `pgrator` CLI binary of this build (`cargo build -p pgrator-cli --bin pgrator`; `./just test` builds it).
 pub fn cli_binary() -> std::path::PathBuf {
+    workspace_binary("pgrator-cli", "pgrator")
+}
+
+/// The `pgrator-operator` binary of this build (`./just test` builds it).
+pub fn operator_binary() -> std::path::PathBuf {
+    workspace_binary("pgrator-operator", "pgrator-operator")
+}
+
+/// A program of this workspace, built beside the test binaries: target/<profile>/deps/<test> -> target/<profile>/<bin>.
+fn workspace_binary(package: &str, bin: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
-    // target/<profile>/deps/<test> -> target/<profile>/pgrator
     let path = exe
         .parent()
         .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("pgrator"))
+        .map(|profile| profile.join(bin))
         .expect("the target directory");
     assert!(
         path.is_file(),
-        "{} is missing: build it with `cargo build -p pgrator-cli --bin pgrator` (`./just test` does)",
+        "{} is missing: build it with `cargo build -p {package} --bin {bin}` (`./just test` does)",
         path.display()
     );
     path

@@ -218,8 +218,9 @@ fn opaque_token_login_is_accepted_through_introspection() {
         "login with a wrong introspection secret succeeded"
     );
     let log = db.pg.log_since(log_before);
+    // The refusal says the IdP refused the validator's client (HTTP 401), not just that something failed.
     assert!(
-        log.contains("introspection at"),
+        log.contains("introspection at") && log.contains("introspection answered HTTP 401"),
         "the log does not explain the refusal:\n{log}"
     );
 }
@@ -351,6 +352,9 @@ fn opaque_token_login_with_a_private_key_jwt_introspection_client() {
     db.pg.reload().expect("reload");
     std::thread::sleep(std::time::Duration::from_millis(300));
 
+    let introspections =
+        |db: &OAuthDb| db.idp.stats().expect("stats").count("/oauth/v2/introspect");
+    let before = introspections(&db);
     let out = db
         .psql_login_with(PSQL_OPAQUE, "alice", ALICE, "SELECT current_user")
         .expect("run psql");
@@ -361,4 +365,29 @@ fn opaque_token_login_with_a_private_key_jwt_introspection_client() {
         db.pg.log()
     );
     assert_eq!(out.stdout.trim(), "alice");
+    assert_eq!(
+        introspections(&db),
+        before + 1,
+        "the login went through the IdP's introspection"
+    );
+    // The proof that a client assertion was sent and checked: with a key the IdP does not know, the IdP refuses.
+    let mut wrong = key_file_json.clone();
+    wrong["keyId"] = serde_json::json!("not-a-key-of-this-client");
+    std::fs::write(&key_file, serde_json::to_vec(&wrong).expect("json"))
+        .expect("write the key file");
+    db.pg.reload().expect("reload");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log_before = db.pg.log_len();
+    let refused = db
+        .psql_login_with(PSQL_OPAQUE, "alice", ALICE, "SELECT 1")
+        .expect("run psql");
+    assert!(
+        !refused.success,
+        "an assertion with an unknown key was accepted by the IdP"
+    );
+    let log = db.pg.log_since(log_before);
+    assert!(
+        log.contains("introspection answered HTTP 401"),
+        "the IdP did not refuse the client's assertion:\n{log}"
+    );
 }

@@ -1,6 +1,6 @@
-//! The operator's image, built like the extension image: a program from this workspace (this very test binary,
-//! a dynamically linked Rust program like the operator) at /usr/local/bin, the CA bundle, user 65532. Pushed to
-//! the registry, pulled by digest, and run with nothing but what the image holds.
+//! The operator's image, built like the extension image: the `pgrator-operator` program of this build at
+//! /usr/local/bin, the CA bundle, user 65532. Pushed to the registry, pulled by digest, and run with nothing but
+//! what the image holds (it prints its install manifests).
 
 mod oci_support;
 
@@ -31,7 +31,7 @@ fn spec(program: PathBuf) -> OperatorImageSpec {
 
 #[test]
 fn the_operator_image_holds_its_program_certificates_and_user_and_runs() {
-    let program = std::env::current_exe().expect("this test binary");
+    let program = pgrator_e2e::operator::operator_binary();
     let work = tempfile::tempdir().expect("temp dir");
     let layout = work.path().join("layout");
     let built =
@@ -121,7 +121,7 @@ fn the_operator_image_holds_its_program_certificates_and_user_and_runs() {
         .arg("--library-path")
         .arg(library_dirs.join(":"))
         .arg(root.join("usr/local/bin/pgrator"))
-        .arg("--list")
+        .arg("manifests")
         .env_remove("LD_LIBRARY_PATH")
         .output()
         .expect("run the program from the image");
@@ -132,8 +132,9 @@ fn the_operator_image_holds_its_program_certificates_and_user_and_runs() {
         stdout,
         String::from_utf8_lossy(&out.stderr)
     );
+    // The operator itself ran: its install manifests, admission policy included.
     assert!(
-        stdout.contains("the_operator_image_holds_its_program_certificates_and_user_and_runs"),
+        stdout.contains("kind: Deployment") && stdout.contains("kind: ValidatingAdmissionPolicy"),
         "{stdout}"
     );
 }
