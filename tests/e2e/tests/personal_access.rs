@@ -145,13 +145,7 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         "--port",
         &port,
     ];
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let cli = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_cli(&cli_binary(), &alice_env, &args, &idp_api, ALICE, false)
-    })
-    .await
-    .expect("the CLI ran");
+    let cli = cli_as(alice_env, idp_api, ALICE, &args).await;
     assert_eq!(
         cli.code,
         Some(0),
@@ -234,29 +228,25 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
 
     // Revocation: a second grant of alice's (read), a session open on it, then the grant deleted. The session
     // ends within seconds, new logins are refused, and the role can no longer log in (it used to live on).
-    let read_args: Vec<String> = [
-        "postgres",
-        "access",
-        "orders",
-        "-n",
-        &ns,
-        "--level",
-        "read",
-        "--ttl",
-        "30m",
-        "--reason",
-        "checking the nightly job's rows",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (read_env, idp_api) = (env(ALICE), idp.api().clone());
-    let read_cli = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = read_args.iter().map(String::as_str).collect();
-        run_cli(&cli_binary(), &read_env, &args, &idp_api, ALICE, false)
-    })
-    .await
-    .expect("the CLI ran");
+    let read_cli = cli_as(
+        env(ALICE),
+        idp.api().clone(),
+        ALICE,
+        &[
+            "postgres",
+            "access",
+            "orders",
+            "-n",
+            &ns,
+            "--level",
+            "read",
+            "--ttl",
+            "30m",
+            "--reason",
+            "checking the nightly job's rows",
+        ],
+    )
+    .await;
     assert_eq!(
         read_cli.code,
         Some(0),
@@ -345,29 +335,23 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
     // bob is not in the team: the API says so, the CLI exits 4.
     let bob_env = env(BOB);
     let idp_api = idp.api().clone();
-    let ns2 = ns.clone();
-    let bob = tokio::task::spawn_blocking(move || {
-        run_cli(
-            &cli_binary(),
-            &bob_env,
-            &[
-                "postgres",
-                "access",
-                "orders",
-                "-n",
-                &ns2,
-                "--ttl",
-                "1m",
-                "--reason",
-                "just curious about it",
-            ],
-            &idp_api,
-            BOB,
-            false,
-        )
-    })
-    .await
-    .expect("the CLI ran");
+    let bob = cli_as(
+        bob_env,
+        idp_api,
+        BOB,
+        &[
+            "postgres",
+            "access",
+            "orders",
+            "-n",
+            &ns,
+            "--ttl",
+            "1m",
+            "--reason",
+            "just curious about it",
+        ],
+    )
+    .await;
     assert_eq!(bob.code, Some(4), "{}\n{}", bob.stdout, bob.stderr);
     assert!(
         bob.stderr.contains("is not a member of the team"),
@@ -601,4 +585,20 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
     );
     drop(standin);
     operator.stop().await;
+}
+
+/// Runs the CLI as `person` with `args` on a blocking thread (it waits for the device-flow approval at the IdP).
+async fn cli_as(
+    env: Vec<(&'static str, String)>,
+    idp_api: pgrator_world::idp::IdpApi,
+    person: &'static str,
+    args: &[&str],
+) -> pgrator_e2e::access_world::CliRun {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cli(&cli_binary(), &env, &args, &idp_api, person, false)
+    })
+    .await
+    .expect("the CLI ran")
 }

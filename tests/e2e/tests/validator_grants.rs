@@ -18,6 +18,18 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Sets the validator's grants list as the operator would (postgresql.conf through ALTER SYSTEM) and reloads.
+fn set_grants(db: &OAuthDb, list: &str) {
+    db.pg
+        .sql(
+            "postgres",
+            &format!("ALTER SYSTEM SET pgrator_validator.grants = '{list}'"),
+        )
+        .expect("set the grants");
+    db.pg.reload().expect("reload");
+    std::thread::sleep(Duration::from_millis(300));
+}
+
 /// How long after `since` the session `open` was found ended, if within `bound`.
 fn ended_within(
     open: &pgrator_world::libpq::Connection<'_>,
@@ -45,14 +57,7 @@ fn a_grant_admits_only_its_person_until_its_end_and_then_ends_the_sessions() {
         .sql("postgres", "CREATE ROLE p_alice LOGIN")
         .expect("role");
     let end = unix_now() + 8;
-    db.pg
-        .sql(
-            "postgres",
-            &format!("ALTER SYSTEM SET pgrator_validator.grants = 'p_alice {ALICE_SUB} {end}'"),
-        )
-        .expect("set the grants");
-    db.pg.reload().expect("reload");
-    std::thread::sleep(Duration::from_millis(300));
+    set_grants(&db, &format!("p_alice {ALICE_SUB} {end}"));
 
     let alice = db.mint_for_alice(json!({})).expect("alice's token");
     let bob = db
@@ -116,14 +121,7 @@ fn an_unreadable_grant_list_fails_closed_for_personal_roles() {
         )
         .expect("roles");
     let end = unix_now() + 3600;
-    db.pg
-        .sql(
-            "postgres",
-            &format!("ALTER SYSTEM SET pgrator_validator.grants = 'p_alice {ALICE_SUB} {end}'"),
-        )
-        .expect("a good list");
-    db.pg.reload().expect("reload");
-    std::thread::sleep(Duration::from_millis(300));
+    set_grants(&db, &format!("p_alice {ALICE_SUB} {end}"));
     let alice = db.mint_for_alice(json!({})).expect("alice's token");
     let bob = db
         .mint_for_alice(json!({"user": BOB}))
@@ -168,13 +166,6 @@ fn an_unreadable_grant_list_fails_closed_for_personal_roles() {
     );
 
     // A readable list again: the grant works again.
-    db.pg
-        .sql(
-            "postgres",
-            &format!("ALTER SYSTEM SET pgrator_validator.grants = 'p_alice {ALICE_SUB} {end}'"),
-        )
-        .expect("a good list");
-    db.pg.reload().expect("reload");
-    std::thread::sleep(Duration::from_millis(300));
+    set_grants(&db, &format!("p_alice {ALICE_SUB} {end}"));
     assert_eq!(db.token_login("p_alice", &alice).as_deref(), Ok("p_alice"));
 }

@@ -131,6 +131,10 @@ fn put<const N: usize>(dst: &mut [u8; N], src: &[u8]) -> Option<u16> {
     u16::try_from(src.len()).ok()
 }
 
+fn used(slots: &[AnswerSlot]) -> usize {
+    slots.iter().filter(|s| !s.is_free()).count()
+}
+
 /// The cache over a table of slots and its use counter, wherever they live (shared memory in the module, under
 /// its lock; the heap in [`IntrospectionCache`]).
 pub struct AnswerTable<'a> {
@@ -216,7 +220,7 @@ impl AnswerTable<'_> {
 
     /// Slots in use.
     pub fn len(&self) -> usize {
-        self.slots.iter().filter(|s| !s.is_free()).count()
+        used(self.slots)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -269,7 +273,7 @@ impl IntrospectionCache {
     }
 
     pub fn len(&self) -> usize {
-        self.slots.iter().filter(|s| !s.is_free()).count()
+        used(&self.slots)
     }
 
     pub fn is_empty(&self) -> bool {
