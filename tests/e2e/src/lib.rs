@@ -5,5 +5,6 @@ pub mod access_world;
 pub mod cnpg_standin;
 pub mod oauth_db;
 pub mod operator;
+pub mod stalled_writes;
 pub mod validator_image;
 pub mod wire;

@@ -126,6 +126,37 @@ impl Operator {
         let kube_config = plane().config().await.expect("client configuration");
         let client = controller::client::counted_client(kube_config, metrics.clone())
             .expect("the operator's client");
+        Self::launch(namespace, identity, config, client, metrics)
+    }
+
+    /// An operator (no lease) whose client lets `writes` writes reach the API server and stalls every later one
+    /// before it is sent: frozen mid-reconcile, ready to be killed there.
+    pub async fn start_stalling_after(namespace: &str, writes: i64) -> Operator {
+        let metrics = Arc::new(Metrics::default());
+        let kube_config = plane().config().await.expect("client configuration");
+        let counting = {
+            let metrics = metrics.clone();
+            tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
+                metrics.count_request(request.method().as_str());
+                request
+            })
+        };
+        let client = kube::client::ClientBuilder::try_from(kube_config)
+            .expect("the operator's client")
+            // Counting inside the stall: the metrics count only the writes that were sent.
+            .with_layer(&counting)
+            .with_layer(&crate::stalled_writes::StallWritesLayer::new(writes))
+            .build();
+        Self::launch(namespace, None, example_config(), client, metrics)
+    }
+
+    fn launch(
+        namespace: &str,
+        identity: Option<&str>,
+        config: OperatorConfig,
+        client: kube::Client,
+        metrics: Arc<Metrics>,
+    ) -> Operator {
         let options = RunOptions {
             lease: identity.map(|id| {
                 let mut lease = LeaseConfig::new(namespace, id);

@@ -1,7 +1,8 @@
 //! `pgrator postgres proxy` against the real kube-apiserver: it finds the primary CNPG reports, listens locally,
 //! prints how to connect, and forwards each connection through the `pods/portforward` subresource. The test world
 //! has no kubelet, so the forward itself is refused by the API server (no such pod); what is proven here is
-//! everything up to that call, and the clear errors before it.
+//! everything up to that call (the request for the right pod reaches the API server, one per connection, a failed
+//! forward closes its client and not the proxy), and the clear errors before it.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
@@ -75,12 +76,35 @@ async fn the_proxy_finds_the_primary_and_forwards_through_the_api() {
     conn.set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
     let mut buf = [0u8; 16];
-    let _ = conn.read(&mut buf);
+    // The forward fails, so the proxy closes this client's connection without a byte from anywhere.
+    let read = conn
+        .read(&mut buf)
+        .expect("the proxy closes the connection");
+    assert_eq!(
+        read,
+        0,
+        "bytes from a forward that failed: {:?}",
+        &buf[..read]
+    );
+    // One failed forward does not end the proxy: it still runs and takes the next connection.
+    assert!(child.try_wait().expect("wait").is_none(), "the proxy ended");
+    let mut again = std::net::TcpStream::connect(("127.0.0.1", port)).expect("a second connection");
+    again
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    assert_eq!(again.read(&mut buf).expect("closed again"), 0);
     let _ = child.kill();
     let out = child.wait_with_output().expect("pgrator ended");
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // The API server's own answer for the primary CNPG named, in this namespace: the request went out for it.
+    let forward = format!("port-forward to {ns}/orders-1:");
+    assert_eq!(
+        stderr.matches(&forward).count(),
+        2,
+        "one forward per connection: {stderr}"
+    );
     assert!(
-        stderr.contains("port-forward to") && stderr.contains("orders-1"),
+        stderr.contains(r#"pods \"orders-1\" not found"#) && stderr.contains("code: 404"),
         "{stderr}"
     );
     operator.stop().await;

@@ -3,7 +3,7 @@
 //! deletion keeps or removes the data as asked, a stopped operator converges on restart, and with leader election
 //! only one operator acts.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
@@ -283,21 +283,47 @@ async fn a_postgres_that_cannot_be_reconciled_is_degraded_and_still_deletes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_killed_mid_reconcile_converges_after_restart() {
     let (client, ns) = setup("op-restart").await;
-    let first = Operator::start(&ns, None).await;
+    // Frozen after three writes (the finalizer and the first objects): the rest of the reconcile never leaves it.
+    let first = Operator::start_stalling_after(&ns, 3).await;
     let pg = create_postgres(&client, &ns, "resumed", json!({"highAvailability": true})).await;
-    // Kill it as soon as it has written anything.
-    wait_for("a first write", CONVERGE, || async {
-        (first.metrics.writes() > 0).then_some(())
+    wait_for("the writes the budget allows", CONVERGE, || async {
+        (first.metrics.writes() == 3).then_some(())
     })
     .await;
+    // Give it time to try more: nothing more may reach the API server.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(first.metrics.writes(), 3);
     first.kill();
+
+    // What the killed operator left: some objects, not all of them, and no status of this generation.
+    let children = expected(&pg);
+    let mut present = Vec::new();
+    for child in &children {
+        if get(&client, &ns, child.kind, child.name()).await.is_some() {
+            present.push(format!("{} {}", child.kind.kind, child.name()));
+        }
+    }
+    assert!(
+        !present.is_empty() && present.len() < children.len(),
+        "the kill must leave work undone: {} of {} objects present: {present:?}",
+        present.len(),
+        children.len()
+    );
+    let api = Api::<Postgres>::namespaced(client.clone(), &ns);
+    let left = api.get("resumed").await.expect("the Postgres");
+    assert_ne!(
+        left.status.as_ref().and_then(|s| s.observed_generation),
+        left.metadata.generation,
+        "the killed operator never reported this generation"
+    );
+
+    // A new operator finishes the job from what is there.
     let second = Operator::start(&ns, None).await;
-    let pg = converged(&client, &pg).await;
+    converged(&client, &pg).await;
     let cluster = get(&client, &ns, kinds::CLUSTER, "resumed")
         .await
         .expect("Cluster");
     assert_eq!(cluster.data.pointer("/spec/instances"), Some(&json!(3)));
-    let _ = pg;
     second.stop().await;
 }
 
@@ -315,16 +341,43 @@ async fn with_leader_election_only_one_operator_acts() {
     assert!(!b.is_leader(), "two leaders");
     assert_eq!(b.metrics.writes(), 0, "the standby wrote");
 
-    // The leader steps down; the standby takes over and acts.
+    // The leader steps down and gives the lease up: the standby takes over before the lease (6 s, renewed every
+    // 0.5 s) could have expired, so the handover is the release, not the expiry.
+    let stepped_down = Instant::now();
     a.stop().await;
     wait_for("replica-b to lead", CONVERGE, || async {
         b.is_leader().then_some(())
     })
     .await;
+    let handover = stepped_down.elapsed();
+    assert!(
+        handover < Duration::from_secs(4),
+        "a released lease is taken at once, not at expiry: {handover:?}"
+    );
     let second = create_postgres(&client, &ns, "after", json!({})).await;
     converged(&client, &second).await;
     assert!(b.metrics.writes() > 0);
-    b.stop().await;
+
+    // A leader that dies gives nothing up: its standby waits for the lease to expire (6 s after the last renewal,
+    // which was at most 0.5 s and a request before the death), and only then acts.
+    let c = Operator::start(&ns, Some("replica-c")).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!c.is_leader(), "two leaders");
+    let died = Instant::now();
+    b.kill();
+    wait_for("replica-c to lead", CONVERGE, || async {
+        c.is_leader().then_some(())
+    })
+    .await;
+    let takeover = died.elapsed();
+    assert!(
+        takeover >= Duration::from_secs(5),
+        "a dead leader's lease is taken only once expired: {takeover:?}"
+    );
+    let third = create_postgres(&client, &ns, "later", json!({})).await;
+    converged(&client, &third).await;
+    assert!(c.metrics.writes() > 0);
+    c.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,108 @@ fn refused(token: &str) -> bool {
     validate_jwt(token, &fixture().keys, &policy(), &requirements(), now()).is_err()
 }
 
+fn refusal_code(token: &str) -> Option<&'static str> {
+    validate_jwt(token, &fixture().keys, &policy(), &requirements(), now())
+        .err()
+        .map(|r| r.code())
+}
+
+/// A token whose header was rebuilt from the real one, with its original payload and signature.
+#[derive(Debug, Clone)]
+struct NearValid {
+    token: String,
+    header: String,
+    /// Header parsing and key selection pick the signing key: only the signature can tell the change.
+    reaches_signature: bool,
+}
+
+fn near_valid_header_token() -> impl Strategy<Value = NearValid> {
+    let alg = prop_oneof![
+        6 => Just(None),
+        1 => prop::sample::select(vec!["RS256", "ES256", "EdDSA", "PS256", "RS384"]).prop_map(Some),
+    ];
+    let kid = prop_oneof![
+        6 => Just(None),
+        1 => prop::option::of(prop::sample::select(vec!["r", "e", "d", "unknown"])).prop_map(Some),
+    ];
+    let typ = prop::sample::select(vec![
+        None,
+        Some(None),
+        Some(Some("JWT")),
+        Some(Some("at+jwt")),
+    ]);
+    let extra = prop::option::of(("x-[a-z]{1,6}", json_value()));
+    (
+        0usize..3,
+        alg,
+        kid,
+        typ,
+        extra,
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_filter_map(
+            "the header must differ from the signed one",
+            |(which, alg, kid, typ, extra, sorted, spaced)| {
+                let real = &fixture().tokens[which];
+                let (head, rest) = real.split_once('.')?;
+                let original: serde_json::Map<String, Value> =
+                    serde_json::from_slice(&base64url::decode(head)?).ok()?;
+                let mut h = original.clone();
+                if let Some(a) = alg {
+                    h.insert("alg".into(), json!(a));
+                }
+                match kid {
+                    Some(Some(k)) => {
+                        h.insert("kid".into(), json!(k));
+                    }
+                    Some(None) => {
+                        h.remove("kid");
+                    }
+                    None => {}
+                }
+                match typ {
+                    Some(Some(t)) => {
+                        h.insert("typ".into(), json!(t));
+                    }
+                    Some(None) => {
+                        h.remove("typ");
+                    }
+                    None => {}
+                }
+                if let Some((name, value)) = extra {
+                    h.insert(name, value);
+                }
+                // Other bytes for the same members: another member order, or whitespace.
+                let mut text = if sorted {
+                    Value::Object(
+                        h.iter()
+                            .rev()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    )
+                    .to_string()
+                } else {
+                    Value::Object(h.clone()).to_string()
+                };
+                if spaced {
+                    text = text.replacen('{', "{ ", 1);
+                }
+                let encoded = base64url::encode(text.as_bytes());
+                if encoded == head {
+                    return None;
+                }
+                let reaches_signature =
+                    h.get("alg") == original.get("alg") && h.get("kid") == original.get("kid");
+                Some(NearValid {
+                    token: format!("{encoded}.{rest}"),
+                    header: text,
+                    reaches_signature,
+                })
+            },
+        )
+}
+
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -79,6 +181,17 @@ proptest! {
         let rest = real.split_once('.').map(|(_, r)| r).unwrap_or_default();
         let t = format!("{}.{rest}", base64url::encode(header.to_string().as_bytes()));
         prop_assert!(refused(&t));
+    }
+
+    /// Headers close to the real one (the same alg and kid most of the time, other members, other bytes for the
+    /// same members) pass header parsing and key selection, so the signature check is what must refuse them.
+    #[test]
+    fn near_valid_headers_with_the_real_signature_are_refused_by_the_signature(t in near_valid_header_token()) {
+        let code = refusal_code(&t.token);
+        prop_assert!(code.is_some(), "a changed header validated: {}", t.header);
+        if t.reaches_signature {
+            prop_assert_eq!(code, Some("bad_signature"), "header {}", t.header);
+        }
     }
 
     #[test]
@@ -246,4 +359,25 @@ fn imf_fixdate(t: i64) -> String {
         secs % 3600 / 60,
         secs % 60
     )
+}
+
+/// The near-valid generator earns its name: most of its headers get past parsing and key selection to the
+/// signature check (a generator of random JSON almost never does).
+#[test]
+fn most_near_valid_headers_reach_the_signature_check() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = near_valid_header_token();
+    let (mut reached, total) = (0, 400);
+    for _ in 0..total {
+        let t = strategy.new_tree(&mut runner).expect("a value").current();
+        if refusal_code(&t.token) == Some("bad_signature") {
+            reached += 1;
+        }
+    }
+    assert!(
+        reached * 2 > total,
+        "only {reached} of {total} reached the signature check"
+    );
 }
