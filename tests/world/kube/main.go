@@ -1,9 +1,10 @@
-// Command pgrator-kube is a multi-call binary: one build of the shared Kubernetes code instead of four.
-// It runs as kube-apiserver, kube-controller-manager, kubectl or etcd, chosen by the name it is called
-// under (a symlink) or, failing that, by its first argument.
+// Command pgrator-kube is a multi-call binary: one build of the shared Kubernetes code instead of seven.
+// It runs as kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl or etcd,
+// chosen by the name it is called under (a symlink) or, failing that, by its first argument.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,9 @@ import (
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
+	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 var commands = map[string]func() int{
@@ -21,6 +25,9 @@ var commands = map[string]func() int{
 	"kube-controller-manager": func() int {
 		return cli.Run(controllermanager.NewControllerManagerCommand())
 	},
+	"kube-scheduler": func() int { return cli.Run(scheduler.NewSchedulerCommand()) },
+	"kubelet":        func() int { return cli.Run(kubelet.NewKubeletCommand(context.Background())) },
+	"kube-proxy":     func() int { return cli.Run(proxy.NewProxyCommand()) },
 	"kubectl": func() int {
 		if err := cli.RunNoErrOutput(kubectlcmd.NewDefaultKubectlCommand()); err != nil {
 			// Prints the error the way the upstream kubectl does and exits non-zero.
@@ -45,6 +52,6 @@ func main() {
 			os.Exit(run())
 		}
 	}
-	fmt.Fprintln(os.Stderr, "usage: pgrator-kube {kube-apiserver|kube-controller-manager|kubectl|etcd} [args...]")
+	fmt.Fprintln(os.Stderr, "usage: pgrator-kube {kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|kubectl|etcd} [args...]")
 	os.Exit(2)
 }

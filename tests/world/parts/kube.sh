@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Kubernetes control plane: kube-apiserver, kube-controller-manager, kubectl and etcd, built from their Go
+# The Kubernetes control plane and node: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
+# kube-proxy, kubectl and etcd, built from their Go
 # modules (k8s.io/kubernetes used as a dependency, go.etcd.io/etcd/server/v3) as one multi-call binary
 # tests/world/kube/main.go. The versions are the ones pinned in tests/world/kube/go.mod; the binaries and one
 # symlink per command go into $CACHE/kube-<k8s version>-etcd<etcd version>/bin.
@@ -14,7 +15,9 @@ module_version() {
 K8S="$(module_version k8s.io/kubernetes)"
 ETCD="$(module_version go.etcd.io/etcd/server/v3)"
 [ -n "$K8S" ] && [ -n "$ETCD" ] || die "cannot read the k8s.io/kubernetes and etcd versions from $SRC/go.mod"
-VERSION="${K8S#v}-etcd${ETCD#v}"
+# The sources' digest is part of the key: adding a command to main.go must rebuild, not reuse an older binary.
+SOURCES_DIGEST="$(cat "$SRC/main.go" "$SRC/go.mod" "$SRC/go.sum" | sha256sum | cut -c1-8)"
+VERSION="${K8S#v}-etcd${ETCD#v}-$SOURCES_DIGEST"
 
 build() {
     command -v go >/dev/null || die "go is not on PATH (the Go toolchain builds the control plane)"
@@ -36,13 +39,15 @@ build() {
         go build -trimpath -ldflags="-s -w ${ldflags[*]}" -o "$STAGE/bin/pgrator-kube" .)
     say "kube: go build took $((SECONDS - started)) s"
     local cmd
-    for cmd in kube-apiserver kube-controller-manager kubectl etcd; do
+    for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd; do
         ln -s pgrator-kube "$STAGE/bin/$cmd"
     done
     # Output captured first: `cmd | grep -q` fails under pipefail when grep exits before cmd has written all.
     local out
     out="$("$STAGE/bin/kube-apiserver" --version)"
     [ "$out" = "Kubernetes $K8S" ] || die "kube-apiserver --version says '$out', not Kubernetes $K8S"
+    out="$("$STAGE/bin/kubelet" --version)"
+    [ "$out" = "Kubernetes $K8S" ] || die "kubelet --version says '$out', not Kubernetes $K8S"
     out="$("$STAGE/bin/etcd" --version)"
     grep -q "^etcd Version: ${ETCD#v}\$" <<<"$out" || die "etcd --version does not say ${ETCD#v}: $out"
     out="$("$STAGE/bin/kubectl" version --client)"
