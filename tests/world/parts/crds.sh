@@ -4,7 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 PART=crds
 
-CNPG=v1.30.1
+CNPG=v1.30.0
 BARMAN=v0.15.0
 PROMETHEUS=v0.85.0
 # Config Connector: the newest release whose module zip the Go module proxy serves. Newer tags (v1.110.0 and up,

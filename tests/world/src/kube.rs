@@ -16,7 +16,7 @@ mod apiserver;
 mod controller_manager;
 mod crds;
 mod etcd;
-mod kubeconfig;
+pub(crate) mod kubeconfig;
 mod kubectl;
 
 use std::path::{Path, PathBuf};

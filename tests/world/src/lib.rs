@@ -5,6 +5,7 @@
 //! not installed fails with a message naming the install command; nothing is skipped.
 
 pub mod browser;
+pub mod cluster_world;
 pub mod env;
 pub mod error;
 pub mod idp;

@@ -1,4 +1,4 @@
-//! The kubeconfig file for the cluster admin.
+//! The kubeconfig file for one client certificate (the cluster admin's, a kubelet's).
 
 use std::path::Path;
 
@@ -8,7 +8,7 @@ use crate::tls::CertFiles;
 pub(super) const CONTEXT: &str = "pgrator-test";
 
 /// Writes a kubeconfig with one cluster, one user (client certificate) and one current context.
-pub(super) fn write(path: &Path, server_url: &str, ca: &Path, admin: &CertFiles) -> Result<()> {
+pub(crate) fn write(path: &Path, server_url: &str, ca: &Path, admin: &CertFiles) -> Result<()> {
     // Paths are quoted as YAML strings; temp paths contain no quotes or backslashes.
     let text = format!(
         r#"apiVersion: v1

@@ -13,7 +13,7 @@ pub struct Kubectl {
 }
 
 impl Kubectl {
-    pub(super) fn new(program: PathBuf, kubeconfig: PathBuf) -> Kubectl {
+    pub(crate) fn new(program: PathBuf, kubeconfig: PathBuf) -> Kubectl {
         Kubectl {
             program,
             kubeconfig,
