@@ -43,8 +43,9 @@ build-validator-faults: (world "tools" "postgres")
     install -m 0644 "$CARGO_TARGET_DIR/faults/libpgrator_validator.so" "$PGRATOR_VALIDATOR_FAULTS_LIB.tmp"
     mv "$PGRATOR_VALIDATOR_FAULTS_LIB.tmp" "$PGRATOR_VALIDATOR_FAULTS_LIB"
 
-# The demo on the embedded default: a Postgres object to a CNPG database on a real API server, personal access with
-# the CLI, and a psql login as the personal role through the device flow (the whole product, printed step by step).
+# The demo on the embedded default: a Postgres object to PostgreSQL 18 pods run by the real CNPG (the test world's
+# node), personal access with the CLI, and a psql login as the personal role through the device flow over a kubelet
+# port-forward (the whole product, printed step by step).
 demo: world build-validator
     #!/usr/bin/env bash
     set -euo pipefail

@@ -136,6 +136,10 @@ pub struct BackupConfig {
     /// How long backups are kept, in days (barman's retention policy and the bucket's lifecycle rule).
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// Environment of the backup sidecar the Barman Cloud plugin runs beside PostgreSQL, the same for every
+    /// database: a proxy (`HTTPS_PROXY`), or the client libraries' emulator setting (`STORAGE_EMULATOR_HOST`).
+    #[serde(default)]
+    pub sidecar_env: BTreeMap<String, String>,
 }
 
 fn default_retention_days() -> u32 {
@@ -277,6 +281,14 @@ pub enum ConfigError {
     },
 }
 
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field,
@@ -369,6 +381,14 @@ impl OperatorConfig {
         }
         if self.backup.retention_days == 0 || self.backup.retention_days > 3650 {
             return Err(invalid("backup.retentionDays", "must be 1 to 3650"));
+        }
+        if let Some(name) = self.backup.sidecar_env.keys().find(|k| !is_env_name(k)) {
+            return Err(invalid(
+                "backup.sidecarEnv",
+                format!(
+                    "{name:?} is not an environment variable name (letters, digits, '_', not starting with a digit)"
+                ),
+            ));
         }
         if self.gcp.project.is_empty() || !crate::names::is_dns_label(&self.gcp.project) {
             return Err(invalid(
@@ -537,6 +557,15 @@ pub(crate) mod tests {
             field_of(with(|c| c.backup.retention_days = 0)),
             "backup.retentionDays"
         );
+        for bad in ["", "1PROXY", "HTTPS-PROXY", "A B"] {
+            assert_eq!(
+                field_of(with(|c| {
+                    c.backup.sidecar_env.insert(bad.into(), "x".into());
+                })),
+                "backup.sidecarEnv",
+                "{bad:?}"
+            );
+        }
         assert_eq!(
             field_of(with(|c| c.network.cnpg_namespace = "a b".into())),
             "network.cnpgNamespace"

@@ -131,3 +131,27 @@ pub fn run_cli(
         active_after,
     }
 }
+
+/// [`run_cli`] with the CLI built for the tests, as `person`, on a blocking thread (it waits for the device-flow
+/// approval at the IdP).
+pub async fn cli_as(
+    env: Vec<(&'static str, String)>,
+    idp_api: IdpApi,
+    person: &'static str,
+    args: &[&str],
+) -> CliRun {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cli(
+            &crate::operator::cli_binary(),
+            &env,
+            &args,
+            &idp_api,
+            person,
+            false,
+        )
+    })
+    .await
+    .expect("the CLI ran")
+}

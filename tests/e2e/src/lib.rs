@@ -2,7 +2,7 @@
 //! demo) share.
 
 pub mod access_world;
-pub mod cnpg_standin;
+pub mod cnpg_world;
 pub mod oauth_db;
 pub mod operator;
 pub mod stalled_writes;

@@ -122,8 +122,18 @@ impl Operator {
         identity: Option<&str>,
         config: OperatorConfig,
     ) -> Operator {
-        let metrics = Arc::new(Metrics::default());
         let kube_config = plane().config().await.expect("client configuration");
+        Self::start_on(kube_config, namespace, identity, config)
+    }
+
+    /// Starts an operator against the API server of `kube_config` (another world than the shared control plane).
+    pub fn start_on(
+        kube_config: kube::Config,
+        namespace: &str,
+        identity: Option<&str>,
+        config: OperatorConfig,
+    ) -> Operator {
+        let metrics = Arc::new(Metrics::default());
         let client = controller::client::counted_client(kube_config, metrics.clone())
             .expect("the operator's client");
         Self::launch(namespace, identity, config, client, metrics)

@@ -13,20 +13,10 @@ VERSION="${CNPG#v}"
 
 build() {
     command -v go >/dev/null || die "go is not on PATH (CloudNativePG is built from its Go module)"
-    local json dir
-    json="$(cd "$STAGE" && GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json \
-        "github.com/cloudnative-pg/cloudnative-pg@$CNPG")" || die "go mod download failed: $json"
-    dir="$(printf '%s\n' "$json" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
-    [ -d "$dir/cmd/manager" ] || die "the module has no cmd/manager: $json"
-    # `go install pkg@version` asks the proxy for the module's version list (refused here); building inside a
-    # writable copy of the module uses only its own go.mod and go.sum.
-    cp -r "$dir" "$STAGE/src"
-    chmod -R u+w "$STAGE/src"
+    module_source "github.com/cloudnative-pg/cloudnative-pg@$CNPG" "$STAGE/src"
+    [ -d "$STAGE/src/cmd/manager" ] || die "the module has no cmd/manager"
     mkdir -p "$STAGE/bin"
-    local started=$SECONDS
-    (cd "$STAGE/src" && run env GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0 \
-        go build -trimpath -ldflags="-s -w" -o "$STAGE/bin/manager" ./cmd/manager)
-    say "cnpg: go build took $((SECONDS - started)) s"
+    go_build_static "$STAGE/src" ./cmd/manager "$STAGE/bin/manager"
     install -m 0644 "$STAGE/src/releases/cnpg-${CNPG#v}.yaml" "$STAGE/cnpg.yaml"
     rm -rf "$STAGE/src"
     local out

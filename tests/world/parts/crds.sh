@@ -5,22 +5,12 @@ source "$(dirname "$0")/lib.sh"
 PART=crds
 
 CNPG=v1.30.0
-BARMAN=v0.15.0
+BARMAN=v0.14.0
 PROMETHEUS=v0.85.0
 # Config Connector: the newest release whose module zip the Go module proxy serves. Newer tags (v1.110.0 and up,
 # e.g. v1.157.0) have an .info and a .mod there but their .zip answers 403, so their CRDs cannot be had from it.
 KCC=v1.100.0
 VERSION="cnpg${CNPG#v}-barman${BARMAN#v}-prom${PROMETHEUS#v}-kcc${KCC#v}"
-
-# module_dir MODULE@VERSION: download a module into the module cache and print its directory.
-module_dir() {
-    local json dir
-    json="$(cd "$STAGE" && GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json "$1")" \
-        || die "go mod download $1 failed: $json"
-    dir="$(printf '%s\n' "$json" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
-    [ -d "$dir" ] || die "go mod download $1 gave no directory: $json"
-    printf '%s' "$dir"
-}
 
 # take MODULE@VERSION SUBDIR FILE...: copy CRD files out of a module, checking each is a CRD.
 take() {

@@ -104,3 +104,30 @@ ensure_cache_reachable() {
     done
 }
 ensure_cache_reachable
+
+# module_dir MODULE@VERSION: download a Go module into the module cache and print its directory.
+module_dir() {
+    local json dir
+    json="$(cd "$STAGE" && GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json "$1")" \
+        || die "go mod download $1 failed: $json"
+    dir="$(printf '%s\n' "$json" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+    [ -d "$dir" ] || die "go mod download $1 gave no directory: $json"
+    printf '%s' "$dir"
+}
+
+# module_source MODULE@VERSION DEST: a writable copy of a Go module's source. Building inside it uses only the
+# module's own go.mod and go.sum (`go install pkg@version` asks the proxy for the version list, refused here).
+module_source() {
+    local dir
+    dir="$(module_dir "$1")"
+    cp -r "$dir" "$2"
+    chmod -R u+w "$2"
+}
+
+# go_build_static SRC PACKAGE OUT: a static, stripped build of PACKAGE inside SRC with the machine's own Go.
+go_build_static() {
+    local started=$SECONDS
+    (cd "$1" && run env GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0 \
+        go build -trimpath -ldflags="-s -w" -o "$3" "$2")
+    say "$PART: go build of $2 took $((SECONDS - started)) s"
+}

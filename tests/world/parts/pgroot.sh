@@ -10,7 +10,7 @@ PART=pgroot
 # suite's current packages, so the build checks it got exactly this one.
 PG_DEBIAN=18.6-3
 SUITE=unstable
-VERSION="$PG_DEBIAN"
+VERSION="$PG_DEBIAN-r2"  # r2: /usr/bin/pgbouncer
 PACKAGES=postgresql-18,postgresql-18-pgaudit,postgresql-18-pgvector,pgbouncer,ca-certificates
 
 build() {
@@ -24,6 +24,9 @@ build() {
     [ "$got" = "$PG_DEBIAN" ] || die "the $SUITE suite now has postgresql-18 $got, not $PG_DEBIAN: update PG_DEBIAN (and the psql part) together"
     [ -x "$root/usr/lib/postgresql/18/bin/postgres" ] || die "no postgres binary in the root filesystem"
     [ -x "$root/usr/sbin/pgbouncer" ] || die "no pgbouncer in the root filesystem"
+    # CNPG's PgBouncer manager runs /usr/bin/pgbouncer (where CNPG's own PgBouncer image has it); Debian puts it in
+    # /usr/sbin.
+    ln -sf ../sbin/pgbouncer "$root/usr/bin/pgbouncer"
 
     # postgres as uid/gid 26, as in CNPG's images (Debian made it 101 or so): renumber it and its files.
     local old_uid old_gid

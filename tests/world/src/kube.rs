@@ -20,8 +20,8 @@ pub(crate) mod kubeconfig;
 mod kubectl;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -203,7 +203,7 @@ impl ControlPlane {
                 t.controller_manager.as_secs_f64()
             );
             let plane: &'static ControlPlane = Box::leak(Box::new(plane));
-            register_exit_teardown(plane);
+            crate::at_exit::drop_at_exit(plane);
             Ok(plane)
         });
         shared
@@ -217,24 +217,7 @@ impl ControlPlane {
 
     /// Creates a fresh namespace named `<prefix>-<suffix>` and returns its name.
     pub async fn namespace(&self, prefix: &str) -> Result<String> {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "{prefix}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let api: kube::Api<Namespace> = kube::Api::all(self.client().await?);
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        api.create(&PostParams::default(), &ns)
-            .await
-            .map_err(|e| kube_error(format!("creating namespace {name}"), e))?;
-        Ok(name)
+        create_namespace(self.client().await?, prefix).await
     }
 
     /// A kube-rs client authenticated as the cluster admin. Call it inside a tokio runtime (the client spawns
@@ -369,31 +352,6 @@ impl Files {
     }
 }
 
-/// Drops the shared control plane when the process exits normally (libtest returns from main or calls exit).
-fn register_exit_teardown(plane: &'static ControlPlane) {
-    static AT_EXIT: Mutex<Option<usize>> = Mutex::new(None);
-    extern "C" fn teardown() {
-        let taken = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(addr) = taken {
-            // SAFETY: addr is the address of the Box leaked in `shared`, registered exactly once and taken
-            // exactly once here; no test thread uses it any more because the process is exiting.
-            #[allow(unsafe_code)]
-            let plane = unsafe { Box::from_raw(addr as *mut ControlPlane) };
-            drop(plane);
-        }
-    }
-    *AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()) =
-        Some(plane as *const ControlPlane as usize);
-    // SAFETY: atexit(3) with a function that takes no arguments and does not unwind.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::atexit(teardown) };
-    if rc != 0 {
-        eprintln!(
-            "pgrator-world: atexit failed; the control plane's servers will die with the process instead"
-        );
-    }
-}
-
 fn process_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -412,4 +370,26 @@ fn kube_config_error(what: String, e: kube::config::KubeconfigError) -> WorldErr
         service: "kubeconfig".to_string(),
         message: format!("{what}: {e}"),
     }
+}
+
+/// Creates a fresh namespace `<prefix>-<pid>-<n>` (unique among this machine's test processes) with `client`.
+pub(crate) async fn create_namespace(client: kube::Client, prefix: &str) -> Result<String> {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    kube::Api::<Namespace>::all(client)
+        .create(&PostParams::default(), &ns)
+        .await
+        .map_err(|e| kube_error(format!("creating namespace {name}"), e))?;
+    Ok(name)
 }

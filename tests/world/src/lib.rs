@@ -4,6 +4,7 @@
 //! records where each part lives in `world.env`, which [`env::WorldEnv`] reads. A test that needs a part that is
 //! not installed fails with a message naming the install command; nothing is skipped.
 
+mod at_exit;
 pub mod browser;
 pub mod cluster_world;
 pub mod env;

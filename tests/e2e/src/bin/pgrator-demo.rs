@@ -1,8 +1,9 @@
-//! The demo on the embedded default: the whole product in one run. A team writes one `Postgres`; the operator makes
-//! everything the database needs on the real Kubernetes API with the real CNPG CRDs; a stand-in for CNPG's
-//! instance manager applies the Cluster to PostgreSQL 18, which loads our validator from its extension image pulled
-//! from a registry; a developer asks for personal access with the `pgrator` CLI and logs in with psql through the
-//! OAuth device flow, approved as the scripted person `alice`; bob, outside the team, is refused. Prints each step.
+//! The demo on the embedded default: the whole product in one run, on the real CloudNativePG world. A team writes
+//! one `Postgres`; the operator makes everything the database needs on a real Kubernetes API; CNPG (its operator,
+//! webhooks and instance manager, in pods on a real kubelet) runs PostgreSQL 18, which loads our validator from its
+//! extension image; a developer asks for personal access with the `pgrator` CLI and logs in with psql through the
+//! OAuth device flow over a kubelet port-forward (`pgrator postgres proxy`), approved as the scripted person
+//! `alice`; bob, outside the team, is refused. Prints each step.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,20 +11,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, PostParams};
-use pgrator_e2e::access_world::{cli_env, operator_config, run_cli};
-use pgrator_e2e::cnpg_standin::Standin;
-use pgrator_e2e::oauth_db::validator_pg_config;
-use pgrator_e2e::operator::{Operator, install_crds, plane, poll_until};
-use pgrator_e2e::validator_image::pull_validator;
+use pgrator_e2e::access_world::{cli_env, run_cli};
+use pgrator_e2e::cnpg_world::{
+    VALIDATOR_IMAGE, access_config, current_primary, healthy, psql_in_db, psql_in_pod,
+    small_cluster, start_proxy, team_idp, validator_image, world,
+};
+use pgrator_e2e::operator::{Operator, install_crds, poll_until};
 use pgrator_operator::access_api::{ApiState, serve};
 use pgrator_operator::api::Postgres;
 use pgrator_operator::desired::desired;
-use pgrator_world::idp::defaults::{ALICE, ALICE_SUB, BOB, BOB_SUB, PSQL};
-use pgrator_world::idp::{Idp, IdpConfig, IdpUser};
+use pgrator_world::idp::defaults::{ALICE, BOB, PSQL};
 use pgrator_world::ports::free_port;
-use pgrator_world::postgres::{PgConfig, Postgres as Pg};
 use pgrator_world::psql::{OAuthConnect, Psql};
-use pgrator_world::registry::{Registry, RegistryOptions};
 use serde_json::json;
 
 fn step(n: u32, text: &str) {
@@ -52,23 +51,15 @@ async fn main() -> Result<()> {
 
     step(
         1,
-        "the test world: Kubernetes 1.35 with the real CNPG, Barman Cloud, Prometheus and Config Connector CRDs; an IdP; a registry",
+        "the world: Kubernetes 1.35 with one node (kubelet, containerd, CNI), CloudNativePG 1.30 and the Barman Cloud plugin; an IdP",
     );
-    let kube = plane();
+    let kube = world();
+    println!("    {}", kube.describe());
     let client = kube.client().await?;
     install_crds(&client).await;
     let ns = kube.namespace("team").await?;
-    let idp = Idp::start(IdpConfig {
-        users: vec![
-            IdpUser::new(ALICE, ALICE_SUB, &[&ns]),
-            IdpUser::new(BOB, BOB_SUB, &[]),
-        ],
-        ..IdpConfig::default()
-    })?;
-    println!(
-        "    kube-apiserver {}, namespace {ns} (the team)",
-        kube.server_url()
-    );
+    let idp = team_idp(kube, &ns)?;
+    println!("    namespace {ns} (the team)");
     println!(
         "    IdP {} (alice has the project role {ns}; bob has none)",
         idp.issuer()
@@ -76,16 +67,13 @@ async fn main() -> Result<()> {
 
     step(
         2,
-        "the validator ships as a CNPG extension image: built, pushed, pulled by digest onto the \"node\"",
+        "the validator ships as a CNPG extension image: built with our OCI builder, loaded into the node, pinned by digest",
     );
-    let work = tempfile::tempdir()?;
-    let registry = Registry::start(RegistryOptions::plain().tls())?;
-    let pulled = pull_validator(&registry, work.path()).await?;
-    println!("    {}", pulled.reference);
+    println!("    {}", validator_image(VALIDATOR_IMAGE));
 
     step(3, "the operator starts (leader, watch cache, access API)");
-    let config = operator_config(&idp, &pulled.reference);
-    let operator = Operator::start_with(&ns, None, config.clone()).await;
+    let config = access_config(kube, &idp);
+    let operator = Operator::start_on(kube.config().await?, &ns, None, config.clone());
     let api_port = free_port();
     let state = ApiState::new(kube.client().await?, Arc::new(config.clone()))?;
     tokio::spawn(serve(([127, 0, 0, 1], api_port).into(), Arc::new(state)));
@@ -94,7 +82,7 @@ async fn main() -> Result<()> {
     step(4, "the team writes one object");
     let manifest = json!({
         "apiVersion": "data.nais.io/v1", "kind": "Postgres", "metadata": {"name": "orders", "namespace": ns},
-        "spec": {"cluster": {"majorVersion": "18", "resources": {"cpu": "500m", "memory": "1Gi", "diskSize": "10Gi"}}},
+        "spec": {"cluster": {"majorVersion": "18", "resources": small_cluster()["resources"].clone()}},
     });
     for line in serde_yaml::to_string(&manifest)?.lines() {
         println!("    {line}");
@@ -119,31 +107,54 @@ async fn main() -> Result<()> {
 
     step(
         5,
-        "CNPG (played by a stand-in here: no pods) applies the Cluster to PostgreSQL 18 with the validator from the image",
+        "CNPG runs the Cluster: PostgreSQL 18 pods (primary and replica) with the validator mounted from its image",
     );
-    let server = Arc::new(Pg::start(validator_pg_config(
-        &idp,
-        &pulled.mount,
-        &[],
-        PgConfig::default().setting("shared_preload_libraries", "'pgrator_validator'"),
-    ))?);
-    let standin = Standin::start(kube.config().await?, &ns, "orders", server.clone());
-    let applied = until("the Cluster applied", || async {
-        let a = standin.applied();
-        a.hba.iter().any(|l| l.contains(" oauth ")).then_some(a)
-    })
-    .await?;
-    for line in &applied.hba {
-        println!("    pg_hba:  {line}");
-    }
-    server.sql("app", "CREATE TABLE orders (id int); ALTER TABLE orders OWNER TO app; INSERT INTO orders VALUES (1), (2)")?;
+    let clusters: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &pgrator_operator::desired::kinds::CLUSTER.api_resource(),
+    );
+    let cluster = healthy(&clusters, &ns, "orders", Duration::from_secs(300)).await;
+    println!(
+        "    the Cluster is healthy {:.0} s after the demo started (the world included)",
+        started.elapsed().as_secs_f64()
+    );
+    let primary = current_primary(&cluster);
+    println!(
+        "{}",
+        kube.kubectl()
+            .run(["-n", &ns, "get", "pods", "-o", "wide"])?
+            .trim_end()
+            .lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let hba = psql_in_pod(
+        kube,
+        &ns,
+        &primary,
+        "SELECT type || ' ' || array_to_string(database, ',') || ' ' || array_to_string(user_name, ',') || ' ' || auth_method || ' ' || array_to_string(options, ' ') FROM pg_hba_file_rules WHERE auth_method = 'oauth'",
+    );
+    println!("    pg_hba (as CNPG wrote it): {hba}");
+    psql_in_db(
+        kube,
+        &ns,
+        &primary,
+        "app",
+        "CREATE TABLE orders (id int); ALTER TABLE orders OWNER TO app; INSERT INTO orders VALUES (1), (2)",
+    );
+    let (mut proxy, proxy_port) = start_proxy(kube, &cli, &ns, "orders");
+    println!(
+        "    $ pgrator postgres proxy orders -n {ns}   (127.0.0.1:{proxy_port} -> the primary's pod, through the kubelet)"
+    );
 
     step(
         6,
         "alice asks for personal access with the CLI (device-flow login, then the access API)",
     );
     let cache = tempfile::tempdir()?;
-    let port = server.port().to_string();
+    let port = proxy_port.to_string();
     println!(
         "    $ pgrator postgres access orders -n {ns} --level readwrite --ttl 1h --reason \"fixing order 4711\""
     );
@@ -187,8 +198,8 @@ async fn main() -> Result<()> {
         "alice's psql logs in as her personal role through the OAuth device flow",
     );
     let connect = OAuthConnect {
-        host: server.host().to_string(),
-        port: server.port(),
+        host: "127.0.0.1".into(),
+        port: proxy_port,
         dbname: "app".into(),
         user: role.clone(),
         issuer: idp.issuer().to_string(),
@@ -248,7 +259,13 @@ async fn main() -> Result<()> {
             g.spec.expires_at
         );
     }
-    drop(standin);
+    // Summed resident sizes overcount what processes share (PostgreSQL's shared buffers in every backend).
+    println!(
+        "\n    the world's processes and pods: {} MiB resident (summed)",
+        kube.rss_kib() / 1024
+    );
+    let _ = proxy.kill();
+    let _ = proxy.wait();
     operator.stop().await;
     println!("\ndone in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())

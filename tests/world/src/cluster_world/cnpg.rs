@@ -1,6 +1,8 @@
 //! CloudNativePG installed as its release manifest installs it (CRDs, RBAC, the operator Deployment, its webhook
 //! Service and webhook configurations), from the `cnpg` part, with only the operator image renamed to the one the
-//! world built and loaded (pulled never). Ready when the API server answers a server-side dry run of a Cluster
+//! world built and loaded (pulled never), and the operator's configuration (its ConfigMap, as a platform sets it)
+//! naming the world's PostgreSQL image as the default for PostgreSQL and PgBouncer (the image holds both, as CNPG's
+//! own images would each hold one). Ready when the API server answers a server-side dry run of a Cluster
 //! through CNPG's webhooks.
 
 use std::path::Path;
@@ -22,6 +24,7 @@ pub(super) fn install(
     kubectl: &Kubectl,
     cnpg_dir: &Path,
     version: &str,
+    postgres_image: &str,
     work: &Path,
     timeout: Duration,
 ) -> Result<()> {
@@ -35,9 +38,14 @@ pub(super) fn install(
             message: format!("{} does not name the image {released}", manifest.display()),
         });
     }
-    let text = text
+    let mut text = text
         .replace(&released, &operator_image(version))
         .replace("imagePullPolicy: Always", "imagePullPolicy: IfNotPresent");
+    // The operator reads this ConfigMap (`--config-map-name`) at start: a Pooler gets PgBouncer from this image.
+    text.push_str(&format!(
+        "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cnpg-controller-manager-config\n  \
+         namespace: {NAMESPACE}\ndata:\n  POSTGRES_IMAGE_NAME: {postgres_image}\n  PGBOUNCER_IMAGE_NAME: {postgres_image}\n"
+    ));
     let local = work.join("cnpg.yaml");
     std::fs::write(&local, text).map_err(|e| WorldError::io("writing the CNPG manifest", e))?;
     // Server-side: the CRDs are too large for a client-side apply's annotation.
@@ -80,4 +88,30 @@ pub(super) fn install(
             "CNPG's webhooks did not answer within {timeout:?}; last answer: {last}\n{pods}"
         ),
     })
+}
+
+/// Creates every CRD of `dir` that neither CNPG's manifest nor the Barman Cloud plugin's brings (theirs come with
+/// them, in their versions).
+pub(super) fn install_other_crds(kubectl: &Kubectl, dir: &Path) -> Result<()> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| WorldError::io(format!("reading {}", dir.display()), e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.ends_with(".yaml")
+                    && !n.starts_with("postgresql.cnpg.io_")
+                    && !n.starts_with("barmancloud.cnpg.io_")
+            })
+        })
+        .collect();
+    files.sort();
+    for file in files {
+        kubectl.run([
+            "create".as_ref(),
+            "--field-manager=pgrator-world".as_ref(),
+            "--filename".as_ref(),
+            file.as_os_str(),
+        ])?;
+    }
+    Ok(())
 }

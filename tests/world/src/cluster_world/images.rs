@@ -21,11 +21,11 @@ use pgrator_extension_oci::spec::{Annotations, ContainerConfig, MEDIA_TYPE_LAYER
 
 use crate::error::{Result, WorldError};
 
-/// What an image is made of: one layer (a tar file) and how its container runs.
+/// What an image is made of: its layers (tar files, lowest first) and how its container runs.
 pub struct ImageRecipe<'a> {
     /// Full name, `pgrator.test/<name>:<tag>`.
     pub name: &'a str,
-    pub layer_tar: &'a Path,
+    pub layer_tars: Vec<&'a Path>,
     pub entrypoint: Vec<String>,
     pub env: Vec<String>,
     pub user: Option<String>,
@@ -37,17 +37,20 @@ pub fn build_archive(recipe: &ImageRecipe<'_>, work: &Path) -> Result<PathBuf> {
         .name
         .rsplit_once(':')
         .ok_or_else(|| invalid(recipe.name, "has no tag"))?;
-    let tar = std::fs::read(recipe.layer_tar)
-        .map_err(|e| WorldError::io(format!("reading {}", recipe.layer_tar.display()), e))?;
-    let digest = Digest::of(&tar);
     // Uncompressed: the layers are large and local; compressing them would only cost time.
-    let layer = Layer {
-        media_type: MEDIA_TYPE_LAYER_TAR,
-        blob: tar,
-        digest,
-        diff_id: digest,
-        files: Vec::new(),
-    };
+    let mut layers = Vec::new();
+    for path in &recipe.layer_tars {
+        let tar = std::fs::read(path)
+            .map_err(|e| WorldError::io(format!("reading {}", path.display()), e))?;
+        let digest = Digest::of(&tar);
+        layers.push(Layer {
+            media_type: MEDIA_TYPE_LAYER_TAR,
+            blob: tar,
+            digest,
+            diff_id: digest,
+            files: Vec::new(),
+        });
+    }
     let arch = Arch::host().ok_or_else(|| {
         invalid(
             recipe.name,
@@ -56,7 +59,7 @@ pub fn build_archive(recipe: &ImageRecipe<'_>, work: &Path) -> Result<PathBuf> {
     })?;
     let image = build_image(ImageInput {
         arch,
-        layers: vec![layer],
+        layers,
         container: ContainerConfig {
             user: recipe.user.clone(),
             env: recipe.env.clone(),
@@ -79,6 +82,25 @@ pub fn build_archive(recipe: &ImageRecipe<'_>, work: &Path) -> Result<PathBuf> {
     tar_dir(&layout, &archive)?;
     std::fs::remove_dir_all(&layout).map_err(|e| WorldError::io("removing an image layout", e))?;
     Ok(archive)
+}
+
+/// Packs an OCI layout written by pgrator's builders (e.g. the validator's extension image) as an archive that
+/// containerd imports under `name`.
+pub fn archive_from_layout(layout: &Path, name: &str, out: &Path) -> Result<()> {
+    let copy = out.with_extension("layout");
+    let _ = std::fs::remove_dir_all(&copy);
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(layout)
+        .arg(&copy)
+        .status()
+        .map_err(|e| WorldError::io("copying an image layout", e))?;
+    if !status.success() {
+        return Err(invalid(name, "could not be copied"));
+    }
+    name_for_containerd(&copy, name)?;
+    tar_dir(&copy, out)?;
+    std::fs::remove_dir_all(&copy).map_err(|e| WorldError::io("removing an image layout", e))
 }
 
 /// containerd names an imported image after the `io.containerd.image.name` annotation of the layout's index entry.

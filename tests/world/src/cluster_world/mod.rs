@@ -14,22 +14,22 @@
 //! containers live in the world's mount namespace and cgroup tree: both are swept), removes the cgroup tree, the
 //! network namespace and the state directory.
 
+pub mod barman;
 pub mod cnpg;
 mod control_plane;
 pub mod images;
 pub mod network;
 mod node;
+mod object_storage;
 mod pki;
 mod storage;
 mod sweep;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
-
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{ObjectMeta, PostParams};
 
 use crate::env::{WorldEnv, cache_dir};
 use crate::error::{Result, WorldError};
@@ -67,7 +67,11 @@ pub struct ClusterWorld {
     kubectl: Kubectl,
     server_url: String,
     postgres_image: String,
+    /// The PostgreSQL image's one layer (images that add to it reuse it).
+    pgroot_tar: PathBuf,
     cnpg_version: String,
+    /// The object storage emulator's endpoint (`http://<host end of the link>:<port>`).
+    object_storage: String,
     timings: WorldTimings,
 }
 
@@ -89,6 +93,11 @@ impl ClusterWorld {
         let cni_bin = env.require("PGRATOR_CNI_BIN_DIR")?;
         let cnpg_dir = env.require("PGRATOR_CNPG_DIR")?;
         let pgroot_tar = env.require("PGRATOR_PGROOT_TAR")?;
+        let barman_dir = env.require("PGRATOR_BARMAN_DIR")?;
+        let barman_version = env
+            .get("PGRATOR_BARMAN_VERSION")
+            .unwrap_or("unknown")
+            .to_string();
         let cnpg_version = env
             .get("PGRATOR_CNPG_VERSION")
             .unwrap_or("unknown")
@@ -145,9 +154,18 @@ impl ClusterWorld {
             kubectl,
             server_url,
             postgres_image: format!("pgrator.test/postgresql:{pg_version}"),
+            pgroot_tar: pgroot_tar.clone(),
             cnpg_version,
+            object_storage: String::new(),
             timings: WorldTimings::default(),
         };
+        let (storage, endpoint) = object_storage::start(
+            &env.require("PGRATOR_FAKE_GCS_BIN")?,
+            world.host_ip()?,
+            PHASE_TIMEOUT,
+        )?;
+        world.services.push(storage);
+        world.object_storage = endpoint;
         mark("network", &mut phase);
 
         let entry = world.net.as_ref().ok_or_else(gone)?.entry();
@@ -194,17 +212,19 @@ impl ClusterWorld {
         for archive in [
             pause_archive(&node_bin, &root)?,
             cnpg_archive(&cnpg_dir.join("bin/manager"), &operator_image, &root)?,
+            program_archive(
+                &barman_dir.join("bin/manager"),
+                &barman::plugin_image(&barman_version),
+                &root,
+            )?,
             cached_archive(&ImageRecipe {
-                name: &postgres_image,
-                layer_tar: &pgroot_tar,
-                entrypoint: Vec::new(),
-                env: vec![
-                    "PATH=/usr/lib/postgresql/18/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-                        .to_string(),
-                    "LANG=C.UTF-8".to_string(),
-                ],
-                user: Some("26".to_string()),
+                name: &barman::sidecar_image(&barman_version),
+                layer_tars: vec![&barman_dir.join("sidecar.tar")],
+                entrypoint: vec!["/manager".into()],
+                env: vec!["PATH=/venv/bin:/usr/local/bin:/usr/bin:/bin".to_string()],
+                user: Some("26:26".to_string()),
             })?,
+            cached_archive(&postgres_recipe(&postgres_image, vec![&pgroot_tar]))?,
         ] {
             world.import(&archive)?;
         }
@@ -253,10 +273,22 @@ impl ClusterWorld {
             &world.kubectl,
             &cnpg_dir,
             &world.cnpg_version,
+            &world.postgres_image,
             &root,
             PHASE_TIMEOUT,
         )?;
+        // The other kinds pgrator writes (Barman Cloud's ObjectStore, prometheus-operator's rules and monitors,
+        // Config Connector's IAM and buckets): their CRDs only, from the `crds` part; CNPG's came with CNPG.
+        cnpg::install_other_crds(&world.kubectl, &env.require("PGRATOR_CRDS_DIR")?)?;
         mark("cnpg", &mut phase);
+        barman::install(
+            &world.kubectl,
+            &barman_dir,
+            &barman_version,
+            &root,
+            PHASE_TIMEOUT,
+        )?;
+        mark("barman-cloud", &mut phase);
         timings.total = started.elapsed();
         world.timings = timings;
         Ok(world)
@@ -270,7 +302,7 @@ impl ClusterWorld {
             let world = ClusterWorld::start().map_err(|e| e.to_string())?;
             eprintln!("pgrator-world: {}", world.describe());
             let world: &'static ClusterWorld = Box::leak(Box::new(world));
-            register_exit_teardown(world);
+            crate::at_exit::drop_at_exit(world);
             Ok(world)
         });
         shared
@@ -301,23 +333,28 @@ impl ClusterWorld {
 
     /// Loads an image archive into the node's containerd.
     pub fn import(&self, archive: &Path) -> Result<()> {
+        self.ctr(&["images", "import", &archive.display().to_string()])
+    }
+
+    /// Gives the loaded image `source` the further name `name` (e.g. `repo@sha256:...`, the name under which the
+    /// kubelet looks up an image pinned by digest).
+    pub fn tag_image(&self, source: &str, name: &str) -> Result<()> {
+        self.ctr(&["images", "tag", "--force", source, name])
+    }
+
+    /// Runs containerd's `ctr` on the node's images (the namespace the kubelet uses).
+    fn ctr(&self, args: &[&str]) -> Result<()> {
         let node_bin = WorldEnv::load()?.require("PGRATOR_NODE_BIN_DIR")?;
         let net = self.net.as_ref().ok_or_else(gone)?;
-        let socket = self.state_dir()?.join("containerd.sock");
-        let program = node_bin.join("ctr");
-        net.run_inside(
-            &program.display().to_string(),
-            &[
-                "--address",
-                &socket.display().to_string(),
-                "--namespace",
-                "k8s.io",
-                "images",
-                "import",
-                &archive.display().to_string(),
-            ],
-        )
-        .map(|_| ())
+        let socket = self
+            .state_dir()?
+            .join("containerd.sock")
+            .display()
+            .to_string();
+        let program = node_bin.join("ctr").display().to_string();
+        let mut all = vec!["--address", socket.as_str(), "--namespace", "k8s.io"];
+        all.extend_from_slice(args);
+        net.run_inside(&program, &all).map(|_| ())
     }
 
     fn state_dir(&self) -> Result<&Path> {
@@ -326,48 +363,32 @@ impl ClusterWorld {
 
     /// Creates a fresh namespace named `<prefix>-<suffix>` and returns its name.
     pub async fn namespace(&self, prefix: &str) -> Result<String> {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "{prefix}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        let api: kube::Api<Namespace> = kube::Api::all(self.client().await?);
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        api.create(&PostParams::default(), &ns)
-            .await
-            .map_err(|e| WorldError::Service {
-                service: "kube-apiserver".into(),
-                message: format!("creating namespace {name}: {e}"),
-            })?;
-        Ok(name)
+        crate::kube::create_namespace(self.client().await?, prefix).await
     }
 
     /// A client authenticated as the cluster admin (call inside a tokio runtime).
     pub async fn client(&self) -> Result<kube::Client> {
-        let config = kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|e| {
+        kube::Client::try_from(self.config().await?).map_err(|e| WorldError::Service {
+            service: "kube-apiserver".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The cluster admin's client configuration (to build a client of one's own).
+    pub async fn config(&self) -> Result<kube::Config> {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|e| {
             WorldError::Service {
                 service: "kubeconfig".into(),
                 message: e.to_string(),
             }
         })?;
-        let config = kube::Config::from_custom_kubeconfig(
-            config,
+        kube::Config::from_custom_kubeconfig(
+            kubeconfig,
             &kube::config::KubeConfigOptions::default(),
         )
         .await
         .map_err(|e| WorldError::Service {
             service: "kubeconfig".into(),
-            message: e.to_string(),
-        })?;
-        kube::Client::try_from(config).map_err(|e| WorldError::Service {
-            service: "kube-apiserver".into(),
             message: e.to_string(),
         })
     }
@@ -389,6 +410,66 @@ impl ClusterWorld {
     }
 
     /// The PostgreSQL 18 image loaded into the node (for a Cluster's `imageName`).
+    /// The host's end of the world's link: pods reach it (and nothing else outside), so a test service that stands
+    /// for something outside the cluster (the IdP) listens there.
+    pub fn host_ip(&self) -> Result<std::net::Ipv4Addr> {
+        Ok(self.net.as_ref().ok_or_else(gone)?.host_ip)
+    }
+
+    /// The world's PostgreSQL image with `ca_pem` added to its system trust bundle (one small layer on top),
+    /// loaded into the node; returns its name. This is what a platform whose IdP has a private CA runs: the
+    /// validator trusts the system bundle unless told otherwise.
+    pub fn postgres_image_trusting(&self, ca_pem: &str) -> Result<String> {
+        const BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
+        let tag = format!("{:016x}", fnv1a(ca_pem.as_bytes()));
+        let name = format!("{}-ca-{tag}", self.postgres_image);
+        let work = tempfile::Builder::new()
+            .prefix("ca-image-")
+            .tempdir_in(self.state_dir()?)
+            .map_err(|e| WorldError::io("creating an image work directory", e))?;
+        let out = Command::new("tar")
+            .arg("--extract")
+            .arg("--to-stdout")
+            .arg(format!("--file={}", self.pgroot_tar.display()))
+            .arg(format!("./{BUNDLE}"))
+            .output()
+            .map_err(|e| WorldError::io("running tar", e))?;
+        if !out.status.success() || out.stdout.is_empty() {
+            return Err(WorldError::Service {
+                service: "world images".into(),
+                message: format!(
+                    "the PostgreSQL image has no {BUNDLE}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            });
+        }
+        let mut bundle = out.stdout;
+        if !bundle.ends_with(b"\n") {
+            bundle.push(b'\n');
+        }
+        bundle.extend_from_slice(ca_pem.as_bytes());
+        let root = work.path().join("layer");
+        let file = root.join(BUNDLE);
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| WorldError::io("making the layer's directories", e))?;
+        }
+        std::fs::write(&file, bundle).map_err(|e| WorldError::io("writing the trust bundle", e))?;
+        let layer = work.path().join("ca-layer.tar");
+        images::tar_dir(&root, &layer)?;
+        let archive = images::build_archive(
+            &postgres_recipe(&name, vec![&self.pgroot_tar, &layer]),
+            work.path(),
+        )?;
+        self.import(&archive)?;
+        Ok(name)
+    }
+
+    /// Where backups go: the GCS emulator's endpoint, for `STORAGE_EMULATOR_HOST`.
+    pub fn object_storage_endpoint(&self) -> &str {
+        &self.object_storage
+    }
+
     pub fn postgres_image(&self) -> &str {
         &self.postgres_image
     }
@@ -399,6 +480,65 @@ impl ClusterWorld {
 
     pub fn timings(&self) -> &WorldTimings {
         &self.timings
+    }
+
+    /// What a failed test should show about `namespace`: its pods, CNPG's Clusters and their status, the recent
+    /// events, and the end of CNPG's operator log.
+    pub fn diagnose(&self, namespace: &str) -> String {
+        let run = |args: &[&str]| match self.kubectl.output(args) {
+            Ok(o) => format!(
+                "$ kubectl {}\n{}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => format!("$ kubectl {}: {e}", args.join(" ")),
+        };
+        [
+            run(&[
+                "-n",
+                namespace,
+                "get",
+                "pods,pvc,clusters.postgresql.cnpg.io,poolers.postgresql.cnpg.io",
+                "-o",
+                "wide",
+            ]),
+            run(&[
+                "-n",
+                namespace,
+                "get",
+                "clusters.postgresql.cnpg.io",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}: {.status}{\"\\n\"}{end}",
+            ]),
+            run(&["-n", namespace, "get", "events", "--sort-by=.lastTimestamp"]),
+            run(&[
+                "-n",
+                namespace,
+                "logs",
+                "--selector=cnpg.io/poolerName",
+                "--all-containers",
+                "--prefix",
+                "--tail=15",
+            ]),
+            run(&[
+                "-n",
+                namespace,
+                "logs",
+                "--selector=cnpg.io/podRole=instance",
+                "--all-containers",
+                "--prefix",
+                "--tail=15",
+            ]),
+            run(&[
+                "-n",
+                cnpg::NAMESPACE,
+                "logs",
+                "deploy/cnpg-controller-manager",
+                "--tail=40",
+            ]),
+        ]
+        .join("\n")
     }
 
     /// Runs a command inside the world's network namespace (e.g. psql against a pod address).
@@ -459,18 +599,7 @@ fn gone() -> WorldError {
 fn pause_archive(node_bin: &Path, work: &Path) -> Result<PathBuf> {
     let dir = work.join("image-pause");
     copy_into(&node_bin.join("pause"), &dir.join("pause"))?;
-    let layer = work.join("pause-layer.tar");
-    images::tar_dir(&dir, &layer)?;
-    images::build_archive(
-        &ImageRecipe {
-            name: PAUSE_IMAGE,
-            layer_tar: &layer,
-            entrypoint: vec!["/pause".into()],
-            env: Vec::new(),
-            user: Some("65535:65535".into()),
-        },
-        work,
-    )
+    dir_archive(&dir, PAUSE_IMAGE, "/pause", "65535:65535", work)
 }
 
 /// CNPG's image as CNPG lays it out: `/operator/manager_<arch>` and `/manager` pointing at it.
@@ -482,34 +611,75 @@ fn cnpg_archive(manager: &Path, name: &str, work: &Path) -> Result<PathBuf> {
     copy_into(manager, &dir.join(format!("operator/manager_{arch}")))?;
     std::os::unix::fs::symlink(format!("operator/manager_{arch}"), dir.join("manager"))
         .map_err(|e| WorldError::io("linking /manager", e))?;
-    let layer = work.join("cnpg-layer.tar");
-    images::tar_dir(&dir, &layer)?;
+    dir_archive(&dir, name, "/manager", "10001:10001", work)
+}
+
+/// An image of one static program at `/manager` (the Barman Cloud plugin's operator), run as a non-root user.
+fn program_archive(program: &Path, name: &str, work: &Path) -> Result<PathBuf> {
+    let dir = work.join(format!("image-{}", name.replace(['/', ':'], "_")));
+    copy_into(program, &dir.join("manager"))?;
+    dir_archive(&dir, name, "/manager", "65532:65532", work)
+}
+
+/// The archive of an image whose one layer is `dir`, running `entrypoint` as `user`.
+fn dir_archive(
+    dir: &Path,
+    name: &str,
+    entrypoint: &str,
+    user: &str,
+    work: &Path,
+) -> Result<PathBuf> {
+    let layer = dir.with_extension("tar");
+    images::tar_dir(dir, &layer)?;
     images::build_archive(
         &ImageRecipe {
             name,
-            layer_tar: &layer,
-            entrypoint: vec!["/manager".into()],
+            layer_tars: vec![&layer],
+            entrypoint: vec![entrypoint.into()],
             env: Vec::new(),
-            user: Some("10001:10001".into()),
+            user: Some(user.into()),
         },
         work,
     )
 }
 
+/// The PostgreSQL image laid out as CNPG's system images: PostgreSQL's binaries on PATH, user 26 (postgres).
+fn postgres_recipe<'a>(name: &'a str, layer_tars: Vec<&'a Path>) -> ImageRecipe<'a> {
+    ImageRecipe {
+        name,
+        layer_tars,
+        entrypoint: Vec::new(),
+        env: vec![
+            "PATH=/usr/lib/postgresql/18/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+            "LANG=C.UTF-8".to_string(),
+        ],
+        user: Some("26".to_string()),
+    }
+}
+
+/// A stable short digest for image tags (not for security).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// The archive of a large image, built once per input and kept in the cache.
 fn cached_archive(recipe: &ImageRecipe<'_>) -> Result<PathBuf> {
-    let meta = std::fs::metadata(recipe.layer_tar)
-        .map_err(|e| WorldError::io(format!("reading {}", recipe.layer_tar.display()), e))?;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-    let key = format!(
-        "{}-{}-{}",
-        recipe.name.replace(['/', ':'], "_"),
-        meta.len(),
-        mtime.map_or(0, |d| d.as_secs())
-    );
+    let mut key = recipe.name.replace(['/', ':'], "_");
+    for path in &recipe.layer_tars {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| WorldError::io(format!("reading {}", path.display()), e))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        key.push_str(&format!(
+            "-{}-{}",
+            meta.len(),
+            mtime.map_or(0, |d| d.as_secs())
+        ));
+    }
     let dir = cache_dir().join("world-images");
     let archive = dir.join(format!("{key}.tar"));
     if archive.exists() {
@@ -533,29 +703,4 @@ fn copy_into(from: &Path, to: &Path) -> Result<()> {
     std::fs::copy(from, to)
         .map(|_| ())
         .map_err(|e| WorldError::io(format!("copying {}", from.display()), e))
-}
-
-/// Drops the shared world when the process exits normally.
-fn register_exit_teardown(world: &'static ClusterWorld) {
-    static AT_EXIT: Mutex<Option<usize>> = Mutex::new(None);
-    extern "C" fn teardown() {
-        let taken = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(addr) = taken {
-            // SAFETY: addr is the address of the Box leaked in `shared`, registered once and taken once here; no
-            // test thread uses it any more because the process is exiting.
-            #[allow(unsafe_code)]
-            let world = unsafe { Box::from_raw(addr as *mut ClusterWorld) };
-            drop(world);
-        }
-    }
-    *AT_EXIT.lock().unwrap_or_else(|p| p.into_inner()) =
-        Some(world as *const ClusterWorld as usize);
-    // SAFETY: atexit(3) with a function that takes no arguments and does not unwind.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::atexit(teardown) };
-    if rc != 0 {
-        eprintln!(
-            "pgrator-world: atexit failed; the world's processes die with this one, its files stay"
-        );
-    }
 }

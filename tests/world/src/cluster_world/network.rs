@@ -4,7 +4,8 @@
 //! Inside the namespace: the node's address on `node0` (one end of a veth pair whose other end forwards nothing,
 //! so the default route leads nowhere), the pods' bridge made by CNI, and the Service addresses kube-proxy makes.
 //! The host reaches the API server and the kubelet's port-forwards through the veth pair's inner address; nothing
-//! inside can reach past the host end (the host does not forward). Node processes also share one private mount
+//! inside can reach past the host end (the host does not forward); pods reach the host end itself, where test
+//! services that stand for the world outside the cluster (the IdP) listen. Node processes also share one private mount
 //! namespace, so what containerd and the kubelet mount (overlays, pod volumes, pod network namespaces, a
 //! resolv.conf naming the world's DNS) never shows on the host and vanishes with the world.
 
@@ -115,6 +116,30 @@ impl WorldNetwork {
         ] {
             self.run_inside("sysctl", &["-qw", &format!("{key}={value}")])?;
         }
+        // Pods may reach the host's end of the link and nothing past it (the test services that play the world
+        // outside the cluster, such as the IdP, listen there). Their source is rewritten to the namespace's end,
+        // so the host answers on the link instead of sending replies for pod addresses out of its default route.
+        let host = self.host_ip.to_string();
+        self.run_inside(
+            "iptables",
+            &[
+                "-w", "-A", "FORWARD", "-o", "world0", "!", "-d", &host, "-j", "DROP",
+            ],
+        )?;
+        self.run_inside(
+            "iptables",
+            &[
+                "-w",
+                "-t",
+                "nat",
+                "-A",
+                "POSTROUTING",
+                "-o",
+                "world0",
+                "-j",
+                "MASQUERADE",
+            ],
+        )?;
 
         // The private mount namespace, held open by a sleeping process of its own.
         let holder = Service::start(ServiceSpec::new("world-mounts", "nsenter").args([

@@ -209,19 +209,24 @@ pub(super) fn start_coredns(
     bins: &NodeBinaries<'_>,
     kubeconfig: &Path,
 ) -> Result<Service> {
-    // Only the cluster's names: anything else gets NXDOMAIN instead of a query to a resolver outside.
+    // Only the cluster's names: anything else gets NXDOMAIN instead of a query to a resolver outside. Two server
+    // blocks, since CoreDNS runs its plugins in its own fixed order (template before kubernetes), not the file's:
+    // a catch-all template in the cluster's block would answer for the cluster's names too.
     let corefile = format!(
-        r#".:53 {{
+        r#"cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {{
     bind {NODE_IP}
     errors
     kubernetes cluster.local in-addr.arpa ip6.arpa {{
         kubeconfig {kubeconfig} pgrator-test
         pods insecure
     }}
+    cache 5
+}}
+.:53 {{
+    bind {NODE_IP}
     template ANY ANY {{
         rcode NXDOMAIN
     }}
-    cache 5
 }}
 "#,
         kubeconfig = kubeconfig.display(),

@@ -1,4 +1,4 @@
-//! The running IdP: started on a free loopback port with a fresh CA, waited for, restarted, stopped.
+//! The running IdP: started on a free port (loopback unless told otherwise) with a fresh CA, waited for, restarted, stopped.
 
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -34,9 +34,16 @@ impl Idp {
     /// Starts the IdP with `config`, a fresh test CA and a state directory (so [`Idp::restart`] keeps keys and
     /// tokens), and waits until it serves.
     pub fn start(config: IdpConfig) -> Result<Idp> {
+        Idp::start_at(config, std::net::Ipv4Addr::LOCALHOST)
+    }
+
+    /// As [`Idp::start`], listening on `address` (a local address, such as the host's end of a test world's link,
+    /// for clients inside it); its certificate names that address.
+    pub fn start_at(config: IdpConfig, address: std::net::Ipv4Addr) -> Result<Idp> {
         let bin = WorldEnv::load()?.require("PGRATOR_IDP_BIN")?;
         let ca = TestCa::new()?;
-        let cert = ca.server_cert("idp", &[])?;
+        let extra = (!address.is_loopback()).then(|| address.to_string());
+        let cert = ca.server_cert("idp", &extra.iter().map(String::as_str).collect::<Vec<_>>())?;
         let dir = tempfile::Builder::new()
             .prefix("pgrator-idp-")
             .tempdir()
@@ -47,10 +54,10 @@ impl Idp {
         std::fs::write(&config_path, text)
             .map_err(|e| WorldError::io(format!("writing {}", config_path.display()), e))?;
         let port = free_port();
-        let issuer = format!("https://127.0.0.1:{port}");
+        let issuer = format!("https://{address}:{port}");
         let spec = ServiceSpec::new("idp", bin)
             .arg("--addr")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{address}:{port}"))
             .arg("--issuer")
             .arg(&issuer)
             .arg("--tls-cert")
