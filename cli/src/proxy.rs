@@ -91,7 +91,32 @@ async fn forward(
     let copied = tokio::io::copy_bidirectional(local, &mut upstream).await;
     drop(upstream);
     let _ = forwarder.join().await;
-    copied
-        .map(|_| ())
-        .map_err(|e| CliError::Kubernetes(format!("forwarding to {pod}: {e}")))
+    match copied {
+        Ok(_) => Ok(()),
+        // One side hung up without a goodbye (libpq drops its first OAuth connection that way): the session is over,
+        // nothing failed.
+        Err(e) if is_hang_up(&e) => Ok(()),
+        Err(e) => Err(CliError::Kubernetes(format!("forwarding to {pod}: {e}"))),
+    }
+}
+
+fn is_hang_up(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_hang_up;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn a_peer_hanging_up_ends_a_session_and_other_errors_are_reported() {
+        assert!(is_hang_up(&Error::from(ErrorKind::ConnectionReset)));
+        assert!(is_hang_up(&Error::from(ErrorKind::BrokenPipe)));
+        assert!(!is_hang_up(&Error::from(ErrorKind::TimedOut)));
+        assert!(!is_hang_up(&Error::from(ErrorKind::PermissionDenied)));
+    }
 }
