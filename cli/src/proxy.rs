@@ -90,13 +90,18 @@ async fn forward(
         .ok_or_else(|| CliError::Kubernetes(format!("no stream to {pod}:{POSTGRES_PORT}")))?;
     let copied = tokio::io::copy_bidirectional(local, &mut upstream).await;
     drop(upstream);
-    let _ = forwarder.join().await;
-    match copied {
-        Ok(_) => Ok(()),
-        // One side hung up without a goodbye (libpq drops its first OAuth connection that way): the session is over,
-        // nothing failed.
-        Err(e) if is_hang_up(&e) => Ok(()),
-        Err(e) => Err(CliError::Kubernetes(format!("forwarding to {pod}: {e}"))),
+    // The forward's own end: an error here (the pod gone, the kubelet's stream broken) is reported even when the
+    // copy above only saw a hang-up.
+    let joined = forwarder.join().await;
+    match (copied, joined) {
+        (_, Err(e)) => Err(CliError::Kubernetes(format!(
+            "port-forward to {pod} ended: {e}"
+        ))),
+        (Ok(_), Ok(())) => Ok(()),
+        // One side hung up without a goodbye (libpq drops its first OAuth connection that way) and the forward
+        // ended cleanly: the session is over, nothing failed.
+        (Err(e), Ok(())) if is_hang_up(&e) => Ok(()),
+        (Err(e), Ok(())) => Err(CliError::Kubernetes(format!("forwarding to {pod}: {e}"))),
     }
 }
 

@@ -281,6 +281,21 @@ pub enum ConfigError {
     },
 }
 
+/// Names the Barman Cloud plugin sets in its sidecar itself (its own win, so ours would be ignored), and names that
+/// would change the programs or libraries the sidecar runs or the credentials it uses.
+fn is_reserved_sidecar_env(name: &str) -> bool {
+    matches!(
+        name,
+        "NAMESPACE"
+            | "CLUSTER_NAME"
+            | "SPOOL_DIRECTORY"
+            | "PATH"
+            | "GOOGLE_APPLICATION_CREDENTIALS"
+    ) || ["CUSTOM_CNPG_", "LD_", "PYTHON"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
@@ -387,6 +402,21 @@ impl OperatorConfig {
                 "backup.sidecarEnv",
                 format!(
                     "{name:?} is not an environment variable name (letters, digits, '_', not starting with a digit)"
+                ),
+            ));
+        }
+        if let Some(name) = self
+            .backup
+            .sidecar_env
+            .keys()
+            .find(|k| is_reserved_sidecar_env(k))
+        {
+            return Err(invalid(
+                "backup.sidecarEnv",
+                format!(
+                    "{name:?} may not be set: the plugin sets it itself, or it would change what the sidecar runs or \
+                     which credentials it uses (reserved: NAMESPACE, CLUSTER_NAME, SPOOL_DIRECTORY, CUSTOM_CNPG_*, \
+                     PATH, LD_*, PYTHON*, GOOGLE_APPLICATION_CREDENTIALS)"
                 ),
             ));
         }
@@ -557,7 +587,18 @@ pub(crate) mod tests {
             field_of(with(|c| c.backup.retention_days = 0)),
             "backup.retentionDays"
         );
-        for bad in ["", "1PROXY", "HTTPS-PROXY", "A B"] {
+        for bad in [
+            "",
+            "1PROXY",
+            "HTTPS-PROXY",
+            "A B",
+            "NAMESPACE",
+            "CUSTOM_CNPG_GROUP",
+            "LD_PRELOAD",
+            "PYTHONPATH",
+            "PATH",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ] {
             assert_eq!(
                 field_of(with(|c| {
                     c.backup.sidecar_env.insert(bad.into(), "x".into());

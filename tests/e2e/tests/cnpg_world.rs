@@ -43,6 +43,37 @@ async fn a_cnpg_cluster_runs_postgresql_18_in_a_pod() {
     );
     let version = psql_in_pod(world, &ns, "plain-1", "SHOW server_version");
     assert!(version.starts_with("18."), "{version}");
+    // No way out of the world: from the pod, an address outside it (TEST-NET-1, routed nowhere) cannot be reached;
+    // the packet dies on the namespace's dead-end route.
+    let out = world
+        .kubectl()
+        .output([
+            "-n",
+            &ns,
+            "exec",
+            "plain-1",
+            "-c",
+            "postgres",
+            "--",
+            "psql",
+            "-XtA",
+            "-d",
+            "host=192.0.2.1 port=5432 connect_timeout=3",
+            "-c",
+            "SELECT 1",
+        ])
+        .expect("kubectl exec");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a pod reached an address outside the world: {said}"
+    );
+    assert!(
+        said.contains("timeout expired")
+            || said.contains("No route to host")
+            || said.contains("unreachable"),
+        "{said}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +178,14 @@ async fn a_postgres_runs_under_cnpg_with_the_validator_from_its_image() {
         .kubectl()
         .run(["-n", &ns, "get", "networkpolicies", "-o", "name"])
         .expect("network policies");
-    assert!(policies.lines().count() >= 2, "{policies}");
+    for policy in ["orders-postgres", "orders-pooler"] {
+        assert!(
+            policies
+                .lines()
+                .any(|l| l == format!("networkpolicy.networking.k8s.io/{policy}")),
+            "{policies}"
+        );
+    }
 
     // WAL goes to the world's object storage through the Barman Cloud plugin's sidecar: CNPG reports archiving.
     poll_until(
@@ -335,7 +373,7 @@ fn pod_uids(world: &pgrator_world::cluster_world::ClusterWorld, ns: &str) -> Str
         .expect("the pods")
 }
 
-/// The instance that is not `primary`, once CNPG reports every instance ready.
+/// A replica: an instance pod CNPG labels as such that is not `primary` (callers wait for health first).
 fn healthy_replica(
     world: &pgrator_world::cluster_world::ClusterWorld,
     ns: &str,

@@ -102,6 +102,7 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         .and_then(|l| l.split(' ').next())
         .expect("the CLI names the role")
         .to_owned();
+    assert!(role.starts_with("p_alice_readwrite_"), "{role}");
     // The connection string the CLI printed is the one psql uses.
     let printed = access
         .stdout
@@ -533,6 +534,13 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
     assert!(
         listed.contains(&role),
         "the validator's grants, as CNPG set them: {listed}"
+    );
+    // The grant runs 5 minutes so that everything above fits before its end; a run too slow for that fails here,
+    // clearly, instead of at the bounds below.
+    let margin = end.duration_since(Timestamp::now()).as_secs_f64();
+    assert!(
+        margin > 10.0,
+        "only {margin:.0} s left of the grant before its end is checked"
     );
     let open = tokens
         .connect(&conninfo, token.as_bytes())

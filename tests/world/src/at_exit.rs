@@ -8,12 +8,16 @@ type Task = Box<dyn FnOnce() + Send>;
 
 static TASKS: Mutex<Vec<Task>> = Mutex::new(Vec::new());
 
-/// Drops `value`, the leaked `Box` of a shared world, at process exit (the last registered first).
-pub(crate) fn drop_at_exit<T: Send + Sync + 'static>(value: &'static T) {
-    let addr = value as *const T as usize;
+/// Leaks `value` for the rest of the process (a world every test of the binary shares) and drops it at exit (the
+/// last registered first). Taking the value itself, not a reference, is what makes the drop at exit sound: the
+/// pointer freed there can only be the one leaked here, once.
+pub(crate) fn leak_until_exit<T: Send + Sync + 'static>(value: T) -> &'static T {
+    let leaked: &'static T = Box::leak(Box::new(value));
+    let addr = leaked as *const T as usize;
     let task: Task = Box::new(move || {
-        // SAFETY: addr is the address of a Box leaked by the caller and registered exactly once; the task runs
-        // once, at exit, when no test thread uses the value any more.
+        // SAFETY: addr comes from Box::leak just above and this task, which runs at most once (it is taken out of
+        // TASKS), is the only place that frees it; at exit the test threads have returned. A detached thread still
+        // running at exit and touching the world is the one hazard left, as with any static torn down at exit.
         #[allow(unsafe_code)]
         let value = unsafe { Box::from_raw(addr as *mut T) };
         drop(value);
@@ -28,6 +32,7 @@ pub(crate) fn drop_at_exit<T: Send + Sync + 'static>(value: &'static T) {
             eprintln!("pgrator-world: atexit failed; the world's processes die with this one, its files stay");
         }
     });
+    leaked
 }
 
 extern "C" fn run() {

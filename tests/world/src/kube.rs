@@ -202,9 +202,7 @@ impl ControlPlane {
                 t.crds.as_secs_f64(),
                 t.controller_manager.as_secs_f64()
             );
-            let plane: &'static ControlPlane = Box::leak(Box::new(plane));
-            crate::at_exit::drop_at_exit(plane);
-            Ok(plane)
+            Ok(crate::at_exit::leak_until_exit(plane))
         });
         shared
             .as_ref()

@@ -301,9 +301,7 @@ impl ClusterWorld {
         let shared = SHARED.get_or_init(|| {
             let world = ClusterWorld::start().map_err(|e| e.to_string())?;
             eprintln!("pgrator-world: {}", world.describe());
-            let world: &'static ClusterWorld = Box::leak(Box::new(world));
-            crate::at_exit::drop_at_exit(world);
-            Ok(world)
+            Ok(crate::at_exit::leak_until_exit(world))
         });
         shared
             .as_ref()
@@ -409,7 +407,6 @@ impl ClusterWorld {
         self.pki.ca_pem()
     }
 
-    /// The PostgreSQL 18 image loaded into the node (for a Cluster's `imageName`).
     /// The host's end of the world's link: pods reach it (and nothing else outside), so a test service that stands
     /// for something outside the cluster (the IdP) listens there.
     pub fn host_ip(&self) -> Result<std::net::Ipv4Addr> {
@@ -470,6 +467,7 @@ impl ClusterWorld {
         &self.object_storage
     }
 
+    /// The PostgreSQL 18 image loaded into the node (for a Cluster's `imageName`).
     pub fn postgres_image(&self) -> &str {
         &self.postgres_image
     }

@@ -4,8 +4,10 @@
 //! Inside the namespace: the node's address on `node0` (one end of a veth pair whose other end forwards nothing,
 //! so the default route leads nowhere), the pods' bridge made by CNI, and the Service addresses kube-proxy makes.
 //! The host reaches the API server and the kubelet's port-forwards through the veth pair's inner address; nothing
-//! inside can reach past the host end (the host does not forward); pods reach the host end itself, where test
-//! services that stand for the world outside the cluster (the IdP) listen. Node processes also share one private mount
+//! inside can reach past the host end (the host forwards nothing from or into the link, and filters in both
+//! namespaces let only the host end's address across it); pods reach the host end itself, where test services that
+//! stand for the world outside the cluster (the IdP, object storage) listen, and which answers only the link and
+//! this machine's own processes. Node processes also share one private mount
 //! namespace, so what containerd and the kubelet mount (overlays, pod volumes, pod network namespaces, a
 //! resolv.conf naming the world's DNS) never shows on the host and vanishes with the world.
 
@@ -117,19 +119,39 @@ impl WorldNetwork {
             self.run_inside("sysctl", &["-qw", &format!("{key}={value}")])?;
         }
         // Pods may reach the host's end of the link and nothing past it (the test services that play the world
-        // outside the cluster, such as the IdP, listen there). Their source is rewritten to the namespace's end,
-        // so the host answers on the link instead of sending replies for pod addresses out of its default route.
+        // outside the cluster, such as the IdP, listen there). Routing alone already keeps everything else on
+        // node0's dead end; these rules hold even if a route is added (in mangle, which kube-proxy leaves alone):
+        // only the host end leaves or enters by the link. Pod sources are rewritten to the namespace's end, so
+        // the host answers on the link instead of sending replies for pod addresses out of its default route.
         let host = self.host_ip.to_string();
-        self.run_inside(
-            "iptables",
-            &[
-                "-w", "-A", "FORWARD", "-o", "world0", "!", "-d", &host, "-j", "DROP",
+        for rule in [
+            [
+                "-t",
+                "mangle",
+                "-A",
+                "POSTROUTING",
+                "-o",
+                "world0",
+                "!",
+                "-d",
+                &host,
+                "-j",
+                "DROP",
             ],
-        )?;
-        self.run_inside(
-            "iptables",
-            &[
-                "-w",
+            [
+                "-t",
+                "mangle",
+                "-A",
+                "PREROUTING",
+                "-i",
+                "world0",
+                "!",
+                "-s",
+                &host,
+                "-j",
+                "DROP",
+            ],
+            [
                 "-t",
                 "nat",
                 "-A",
@@ -138,9 +160,22 @@ impl WorldNetwork {
                 "world0",
                 "-j",
                 "MASQUERADE",
+                "",
+                "",
+                "",
             ],
-        )?;
-
+        ] {
+            let args: Vec<&str> = std::iter::once("-w")
+                .chain(rule.into_iter().filter(|a| !a.is_empty()))
+                .collect();
+            self.run_inside("iptables", &args)?;
+        }
+        // On the host: nothing that arrives from the world is forwarded, nothing is forwarded into it, and the
+        // host end's address answers only the link and this machine's own processes.
+        sysctl_host(&format!("net.ipv4.conf.{host_link}.forwarding"), "0")?;
+        for rule in self.host_rules() {
+            iptables_host("-I", &rule)?;
+        }
         // The private mount namespace, held open by a sleeping process of its own.
         let holder = Service::start(ServiceSpec::new("world-mounts", "nsenter").args([
             format!("--net={}", self.netns_path().display()),
@@ -197,6 +232,37 @@ impl WorldNetwork {
             service: "world network".into(),
             message: "the mount namespace holder has no pid".into(),
         })
+    }
+
+    /// The host's own filter rules for this world (added with the link, removed with it).
+    fn host_rules(&self) -> Vec<Vec<String>> {
+        let link = self.host_link.clone();
+        vec![
+            vec![
+                "FORWARD".into(),
+                "-o".into(),
+                link.clone(),
+                "-j".into(),
+                "DROP".into(),
+            ],
+            [
+                "INPUT",
+                "-d",
+                &self.host_ip.to_string(),
+                "!",
+                "-i",
+                &link,
+                "-m",
+                "addrtype",
+                "!",
+                "--src-type",
+                "LOCAL",
+                "-j",
+                "DROP",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ]
     }
 
     pub fn netns_path(&self) -> PathBuf {
@@ -267,6 +333,9 @@ impl NsEntry {
 impl Drop for WorldNetwork {
     fn drop(&mut self) {
         drop(self.holder.take());
+        for rule in self.host_rules() {
+            let _ = iptables_host("-D", &rule);
+        }
         // Deleting the namespace removes both veth pairs (the host end with it).
         let _ = ip(&["netns", "delete", &self.name]);
         let _ = ip(&["link", "delete", &self.host_link]);
@@ -289,6 +358,19 @@ fn free_slot() -> Result<u8> {
             service: "world network".into(),
             message: "no free 10.251.x.0/30 for the host link".into(),
         })
+}
+
+fn sysctl_host(key: &str, value: &str) -> Result<String> {
+    let mut cmd = Command::new("sysctl");
+    cmd.arg("-qw").arg(format!("{key}={value}"));
+    checked(cmd, &format!("sysctl {key}={value}"))
+}
+
+/// `iptables -w <op> <chain> <rule...>` on the host (`op`: -I to add first, -D to delete).
+fn iptables_host(op: &str, rule: &[String]) -> Result<String> {
+    let mut cmd = Command::new("iptables");
+    cmd.arg("-w").arg(op).args(rule);
+    checked(cmd, &format!("iptables {op} {}", rule.join(" ")))
 }
 
 fn ip(args: &[&str]) -> Result<String> {
