@@ -73,6 +73,12 @@ bench-operator: (world "tools" "kube" "crds")
     cargo run --release -q -p pgrator-e2e --bin bench-operator -- "$CARGO_TARGET_DIR/release/pgrator-operator"
 
 # Benchmark of the pure token library (criterion): validation of warm RS256, ES256 and EdDSA tokens, JWKS parsing.
+# Logins through the authenticating proxy beside trust and libpq's OAuth (one run, interleaved), and 100 clients at
+# once through one proxy.
+bench-proxy: (world "tools" "postgres" "psql" "idp" "pgroot" "clients") build-validator
+    cargo build --release -q -p pgrator-cli --bin pgrator
+    cargo run --release -q -p pgrator-e2e --bin bench-proxy -- "$CARGO_TARGET_DIR/release/pgrator"
+
 bench-token:
     cargo bench -p pgrator-token --bench validate
 

@@ -1,14 +1,17 @@
 //! The `pgrator` command line: personal database access for developers. Pieces: `http` (one HTTPS agent),
 //! `login` (the OAuth device flow, with a token cache), `access` (the access API), `commands` (what each
-//! subcommand does, with its output).
+//! subcommand does, with its output), `forward` (the way to the primary through the Kubernetes API), `pgwire`
+//! and `auth_proxy` (the authenticating local proxy).
 
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod auth_proxy;
 pub mod commands;
+pub mod forward;
 pub mod http;
 pub mod login;
-pub mod proxy;
+pub mod pgwire;
 
 /// What a command failed on; the message is what the user reads, the exit code tells scripts the class.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,7 @@
 //! Logging in to the IdP with the OAuth 2.0 Device Authorization Grant (RFC 8628): the user approves in a
-//! browser, we poll. The access token is cached (file mode 0600) until a minute before it expires.
+//! browser, we poll. The access token is cached (file mode 0600) until shortly before it expires; where the IdP
+//! gave a refresh token (the `offline_access` scope, a client allowed to refresh), a new access token comes from it
+//! without a new approval, and only when that fails does the device flow run again.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use crate::CliError;
 use crate::http::json;
 
 /// Where and as whom to log in.
+#[derive(Clone)]
 pub struct LoginConfig {
     pub issuer: String,
     pub client_id: String,
@@ -24,6 +27,52 @@ struct Cached {
     client_id: String,
     access_token: String,
     expires_at: u64,
+    #[serde(default)]
+    issued_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+}
+
+/// Usable for a while yet: more than a minute left, or a quarter of its life for short-lived tokens.
+fn fresh(issued_at: u64, expires_at: u64, now: u64) -> bool {
+    let margin = 60.min(expires_at.saturating_sub(issued_at) / 4);
+    expires_at > now + margin
+}
+
+impl Cached {
+    fn fresh_at(&self, now: u64) -> bool {
+        fresh(self.issued_at, self.expires_at, now)
+    }
+
+    fn token(&self) -> Token {
+        Token {
+            access_token: self.access_token.clone(),
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// An access token, when it was issued and when it expires (Unix seconds).
+#[derive(Clone)]
+pub struct Token {
+    pub access_token: String,
+    pub issued_at: u64,
+    pub expires_at: u64,
+}
+
+impl Token {
+    /// Good for a while yet (renewed before it runs out, not at the last second).
+    pub fn fresh_at(&self, now: u64) -> bool {
+        fresh(self.issued_at, self.expires_at, now)
+    }
+}
+
+/// What the token endpoint gave.
+struct Answer {
+    access_token: String,
+    expires_in: u64,
+    refresh_token: Option<String>,
 }
 
 fn now() -> u64 {
@@ -39,38 +88,61 @@ pub fn access_token(
     config: &LoginConfig,
     out: &mut dyn Write,
 ) -> Result<String, CliError> {
-    if let Some(token) = cached(config) {
-        return Ok(token);
-    }
-    let (token, expires_in) = device_flow(agent, config, out)?;
-    if let Some(path) = &config.cache {
-        let entry = Cached {
-            issuer: config.issuer.clone(),
-            client_id: config.client_id.clone(),
-            access_token: token.clone(),
-            expires_at: now() + expires_in,
-        };
-        if let Err(e) = write_private(
-            path.as_path(),
-            &serde_json::to_vec(&entry).unwrap_or_default(),
-        ) {
-            let _ = writeln!(
-                out,
-                "(could not cache the login in {}: {e})",
-                path.display()
-            );
-        }
-    }
-    Ok(token)
+    login(agent, config, out).map(|t| t.access_token)
 }
 
-fn cached(config: &LoginConfig) -> Option<String> {
+/// A token that is fresh for a while yet: the cached one, one from the cached refresh token, or a device-flow login
+/// that prints its prompt to `out`. What the IdP gives is cached.
+pub fn login(
+    agent: &ureq::Agent,
+    config: &LoginConfig,
+    out: &mut dyn Write,
+) -> Result<Token, CliError> {
+    let cached = cached(config);
+    if let Some(entry) = cached.as_ref().filter(|c| c.fresh_at(now())) {
+        return Ok(entry.token());
+    }
+    let refreshed = cached.and_then(|c| c.refresh_token).and_then(|refresh| {
+        match refresh_flow(agent, config, &refresh) {
+            Ok(answer) => Some(answer),
+            Err(e) => {
+                let _ = writeln!(out, "(the saved login could not be renewed: {e})");
+                None
+            }
+        }
+    });
+    let answer = match refreshed {
+        Some(answer) => answer,
+        None => device_flow(agent, config, out)?,
+    };
+    let issued_at = now();
+    let entry = Cached {
+        issuer: config.issuer.clone(),
+        client_id: config.client_id.clone(),
+        access_token: answer.access_token,
+        expires_at: issued_at + answer.expires_in,
+        issued_at,
+        refresh_token: answer.refresh_token,
+    };
+    if let Some(path) = &config.cache
+        && let Err(e) = write_private(
+            path.as_path(),
+            &serde_json::to_vec(&entry).unwrap_or_default(),
+        )
+    {
+        let _ = writeln!(
+            out,
+            "(could not cache the login in {}: {e})",
+            path.display()
+        );
+    }
+    Ok(entry.token())
+}
+
+fn cached(config: &LoginConfig) -> Option<Cached> {
     let path = config.cache.as_ref()?;
     let entry: Cached = serde_json::from_slice(&read_private(path)?).ok()?;
-    (entry.issuer == config.issuer
-        && entry.client_id == config.client_id
-        && entry.expires_at > now() + 60)
-        .then_some(entry.access_token)
+    (entry.issuer == config.issuer && entry.client_id == config.client_id).then_some(entry)
 }
 
 /// The cache file's bytes, only if it is a regular file (not a symlink) of ours that nobody else can read or
@@ -112,11 +184,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&temp, path)
 }
 
-fn device_flow(
-    agent: &ureq::Agent,
-    config: &LoginConfig,
-    out: &mut dyn Write,
-) -> Result<(String, u64), CliError> {
+/// The IdP's device authorization and token endpoints, from its discovery document.
+fn endpoints(agent: &ureq::Agent, config: &LoginConfig) -> Result<(String, String), CliError> {
     let discovery_url = format!(
         "{}/.well-known/openid-configuration",
         config.issuer.trim_end_matches('/')
@@ -128,8 +197,57 @@ fn device_flow(
             .map(str::to_owned)
             .ok_or_else(|| CliError::Login(format!("the IdP's discovery document has no {key}")))
     };
-    let device_endpoint = endpoint("device_authorization_endpoint")?;
-    let token_endpoint = endpoint("token_endpoint")?;
+    Ok((
+        endpoint("device_authorization_endpoint")?,
+        endpoint("token_endpoint")?,
+    ))
+}
+
+/// The token endpoint's answer to a successful grant.
+fn token_answer(answer: &serde_json::Value) -> Result<Answer, CliError> {
+    let token = answer["access_token"]
+        .as_str()
+        .ok_or_else(|| CliError::Login("the IdP answered without an access token".into()))?;
+    Ok(Answer {
+        access_token: token.to_owned(),
+        expires_in: answer["expires_in"].as_u64().unwrap_or(300),
+        refresh_token: answer["refresh_token"].as_str().map(str::to_owned),
+    })
+}
+
+/// A new access token (and the refresh token that replaces this one) without asking the person again.
+fn refresh_flow(
+    agent: &ureq::Agent,
+    config: &LoginConfig,
+    refresh_token: &str,
+) -> Result<Answer, CliError> {
+    let (_, token_endpoint) = endpoints(agent, config)?;
+    let (status, answer) = json(
+        agent.post(&token_endpoint).send_form([
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", config.client_id.as_str()),
+        ]),
+        "renewing the login",
+    )?;
+    if status != 200 {
+        return Err(CliError::Login(format!(
+            "HTTP {status} {}",
+            answer["error_description"]
+                .as_str()
+                .or(answer["error"].as_str())
+                .unwrap_or("without a reason")
+        )));
+    }
+    token_answer(&answer)
+}
+
+fn device_flow(
+    agent: &ureq::Agent,
+    config: &LoginConfig,
+    out: &mut dyn Write,
+) -> Result<Answer, CliError> {
+    let (device_endpoint, token_endpoint) = endpoints(agent, config)?;
     let scope = config.scopes.join(" ");
     let (status, authz) = json(
         agent.post(&device_endpoint).send_form([
@@ -174,13 +292,7 @@ fn device_flow(
             "polling the IdP",
         )?;
         if status == 200 {
-            let token = answer["access_token"].as_str().ok_or_else(|| {
-                CliError::Login("the IdP answered without an access token".into())
-            })?;
-            return Ok((
-                token.to_owned(),
-                answer["expires_in"].as_u64().unwrap_or(300),
-            ));
+            return token_answer(&answer);
         }
         match answer["error"].as_str() {
             Some("authorization_pending") => {}
@@ -212,6 +324,26 @@ mod tests {
             .permissions()
             .mode()
             & 0o777
+    }
+
+    #[test]
+    fn a_cached_token_is_renewed_before_it_runs_out() {
+        let entry = |issued_at, expires_at| Cached {
+            issuer: "i".into(),
+            client_id: "c".into(),
+            access_token: "t".into(),
+            expires_at,
+            issued_at,
+            refresh_token: None,
+        };
+        // Twelve hours: a minute before the end is too late.
+        assert!(entry(0, 43_200).fresh_at(43_000));
+        assert!(!entry(0, 43_200).fresh_at(43_150));
+        // Forty seconds: renewed in its last ten, not at once.
+        assert!(entry(1000, 1040).fresh_at(1025));
+        assert!(!entry(1000, 1040).fresh_at(1031));
+        // A cache written before issued_at was kept: a minute.
+        assert!(!entry(0, 1000).fresh_at(950));
     }
 
     #[test]

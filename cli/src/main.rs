@@ -3,14 +3,18 @@
 //! Exit codes: 0 done, 2 usage, 3 login failed, 4 refused by the access API, 5 a service unavailable,
 //! 6 Kubernetes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use pgrator_cli::auth_proxy::credentials::{Roles, Tokens};
+use pgrator_cli::auth_proxy::upstream::{Route, Upstream};
+use pgrator_cli::auth_proxy::{self, Listen, Listening, Proxy};
 use pgrator_cli::commands::{Session, Target, Wanted};
 use pgrator_cli::login::LoginConfig;
-use pgrator_cli::{CliError, http, proxy};
+use pgrator_cli::{CliError, forward, http};
 
 #[derive(Parser)]
 #[command(
@@ -79,7 +83,8 @@ enum PostgresCommand {
         #[command(flatten)]
         request: Request,
     },
-    /// Request access, then run psql logged in through the device flow (through the proxy unless --host is given).
+    /// Request access, then run psql through the authenticating proxy (repeated runs approve once); with --host,
+    /// psql 18 logs in itself through the device flow.
     Psql {
         #[command(flatten)]
         request: Request,
@@ -90,8 +95,31 @@ enum PostgresCommand {
         #[arg(last = true)]
         psql_args: Vec<String>,
     },
-    /// Forward a local port to the database's primary through the Kubernetes API, and print how to connect.
+    /// Log in once and let any PostgreSQL client connect as your personal role, with no password: a local
+    /// proxy that logs each connection in with your OAuth token (TLS to the primary, through the Kubernetes API).
     Proxy {
+        name: String,
+        #[arg(long, short = 'n')]
+        namespace: String,
+        /// Directory of the Unix socket (made private; default under $XDG_RUNTIME_DIR or /tmp/pgrator-<uid>).
+        #[arg(long)]
+        socket_dir: Option<PathBuf>,
+        /// The socket's port number (clients connect with host=<dir> port=<this>).
+        #[arg(long, default_value_t = 5432)]
+        socket_port: u16,
+        /// Listen on 127.0.0.1:<port> instead of the socket (0: any free port), with a password made for this run
+        /// (for clients without Unix sockets, such as JDBC).
+        #[arg(long)]
+        tcp: Option<u16>,
+        /// The role to log in as (default: the one of your active grant on this database).
+        #[arg(long)]
+        role: Option<String>,
+        #[command(flatten)]
+        direct: Direct,
+    },
+    /// Forward a local port to the database's primary through the Kubernetes API, for clients that log in with
+    /// OAuth themselves (libpq 18's psql); other clients want `proxy`.
+    PortForward {
         name: String,
         #[arg(long, short = 'n')]
         namespace: String,
@@ -134,6 +162,20 @@ impl Request {
             reason: &self.reason,
         }
     }
+}
+
+/// A database reached directly instead of through Kubernetes (a database outside Kubernetes; the benchmark).
+#[derive(Args)]
+struct Direct {
+    /// host:port of the server.
+    #[arg(long, hide = true, requires_all = ["upstream_ca", "upstream_server_name"])]
+    upstream: Option<String>,
+    /// CA file (PEM) of the server's certificate.
+    #[arg(long, hide = true)]
+    upstream_ca: Option<PathBuf>,
+    /// The name the server's certificate must carry.
+    #[arg(long, hide = true)]
+    upstream_server_name: Option<String>,
 }
 
 #[derive(Args)]
@@ -214,16 +256,34 @@ fn run(cli: Cli) -> Result<(), CliError> {
             psql,
             psql_args,
         }) => {
-            let mut t = target(&request.name, &request.namespace, &request.connect);
+            let t = target(&request.name, &request.namespace, &request.connect);
             let wait = Duration::from_secs(request.connect.wait);
             let role = session.access(&request.wanted(), &t, wait)?;
-            if request.connect.host.is_none() {
-                // Through a forwarded port: the proxy runs beside psql until psql ends.
-                t.host = "127.0.0.1".into();
-                t.port = start_proxy(&request.namespace, &request.name)?;
-            }
+            let conninfo = if request.connect.host.is_some() {
+                t.conninfo(&role)
+            } else {
+                // Through the proxy on a socket of this run's own, running beside psql until psql ends: the login
+                // is the CLI's (cached), so psql asks for no approval.
+                let dir = listen_dir_for_psql(&request.namespace, &request.name)?;
+                let (namespace, name) = (request.namespace.clone(), request.name.clone());
+                let (tokens, roles, agent) = (
+                    Tokens::new(session.agent.clone(), session.login.clone()),
+                    Roles::Fixed(role.clone()),
+                    session.agent.clone(),
+                );
+                let listening = start_auth_proxy(Listen::Socket { dir, port: 5432 }, async move {
+                    Ok(Proxy {
+                        upstream: Upstream::for_cluster(kube_client().await?, &namespace, &name)
+                            .await?,
+                        tokens,
+                        roles,
+                        agent,
+                    })
+                })?;
+                listening.conninfo(&role)
+            };
             let status = std::process::Command::new(&psql)
-                .arg(t.conninfo(&role))
+                .arg(conninfo)
                 .args(&psql_args)
                 .status()
                 .map_err(|e| CliError::Usage(format!("running {}: {e}", psql.display())))?;
@@ -236,13 +296,89 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Top::Postgres(PostgresCommand::Proxy {
             name,
             namespace,
+            socket_dir,
+            socket_port,
+            tcp,
+            role,
+            direct,
+        }) => {
+            let runtime = runtime()?;
+            let listen = match (tcp, socket_dir) {
+                (Some(port), None) => Listen::Tcp { port },
+                (Some(_), Some(_)) => {
+                    return Err(CliError::Usage("--tcp and --socket-dir: choose one".into()));
+                }
+                (None, Some(dir)) => Listen::Socket {
+                    dir,
+                    port: socket_port,
+                },
+                (None, None) => {
+                    let dir = auth_proxy::listen::default_socket_dir(&namespace, &name)?;
+                    if let Some(parent) = dir.parent() {
+                        auth_proxy::listen::private_dir(parent)?;
+                    }
+                    Listen::Socket {
+                        dir,
+                        port: socket_port,
+                    }
+                }
+            };
+            let tokens = Tokens::new(session.agent.clone(), session.login.clone());
+            // Log in before listening, so the device flow (if any) comes first and alone.
+            runtime.block_on(tokens.get())?;
+            let roles = match role {
+                Some(role) => Roles::Fixed(role),
+                None => Roles::FromGrant {
+                    api_base: session.api_base.clone(),
+                    namespace: namespace.clone(),
+                    postgres: name.clone(),
+                    known: Default::default(),
+                },
+            };
+            runtime.block_on(async {
+                let upstream = match direct.upstream {
+                    Some(addr) => {
+                        let ca_path = direct.upstream_ca.unwrap_or_default();
+                        let ca = std::fs::read(&ca_path).map_err(|e| {
+                            CliError::Usage(format!("reading {}: {e}", ca_path.display()))
+                        })?;
+                        Upstream::new(
+                            Route::Direct(addr),
+                            &ca,
+                            &direct.upstream_server_name.unwrap_or_default(),
+                        )?
+                    }
+                    None => Upstream::for_cluster(kube_client().await?, &namespace, &name).await?,
+                };
+                let role = roles.get(&tokens, &session.agent).await?;
+                let proxy = Arc::new(Proxy {
+                    upstream,
+                    tokens,
+                    roles,
+                    agent: session.agent.clone(),
+                });
+                let described = proxy.upstream.describe();
+                auth_proxy::serve(
+                    proxy,
+                    listen,
+                    |listening| print_listening(listening, &role, &described),
+                    auth_proxy::interrupted(),
+                )
+                .await?;
+                println!("Stopped.");
+                Ok(())
+            })
+        }
+        Top::Postgres(PostgresCommand::PortForward {
+            name,
+            namespace,
             port,
             role,
         }) => {
             let runtime = runtime()?;
             runtime.block_on(async {
                 let client = kube_client().await?;
-                proxy::serve(client, &namespace, &name, port, |bound| {
+                forward::serve(client, &namespace, &name, port, |bound| {
                     let t = Target {
                         host: "127.0.0.1".into(),
                         port: bound,
@@ -280,10 +416,39 @@ async fn kube_client() -> Result<kube::Client, CliError> {
     kube::Client::try_from(config).map_err(|e| CliError::Kubernetes(e.to_string()))
 }
 
-/// Starts the proxy on a free local port in a background thread; returns the port once it listens.
-fn start_proxy(namespace: &str, name: &str) -> Result<u16, CliError> {
-    let (tx, rx) = std::sync::mpsc::channel::<Result<u16, CliError>>();
-    let (namespace, name) = (namespace.to_owned(), name.to_owned());
+/// What the proxy prints once it listens: where, as whom, and how to connect.
+fn print_listening(listening: &Listening, role: &str, upstream: &str) {
+    match listening {
+        Listening::Socket { dir, port } => println!(
+            "Proxy to {upstream} as {role}, listening on {} (Ctrl-C to stop).",
+            auth_proxy::listen::socket_path(dir, *port).display()
+        ),
+        Listening::Tcp { port, password } => println!(
+            "Proxy to {upstream} as {role}, listening on 127.0.0.1:{port} with the password {password} \
+             (this run only; Ctrl-C to stop).\njdbc:postgresql://127.0.0.1:{port}/app?user={role}&password={password}"
+        ),
+    }
+    println!("psql \"{}\"", listening.conninfo(role));
+}
+
+/// A private socket directory for one `postgres psql` run.
+fn listen_dir_for_psql(namespace: &str, name: &str) -> Result<PathBuf, CliError> {
+    let dir = auth_proxy::listen::default_socket_dir(namespace, name)?;
+    let parent = dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    auth_proxy::listen::private_dir(&parent)?;
+    Ok(parent.join(format!("{namespace}.{name}.psql-{}", std::process::id())))
+}
+
+/// Starts the authenticating proxy in a background thread with its own runtime (the Kubernetes client lives
+/// there, so `make` builds the proxy in it); returns where it listens once it does. It ends with the process.
+fn start_auth_proxy(
+    listen: Listen,
+    make: impl std::future::Future<Output = Result<Proxy, CliError>> + Send + 'static,
+) -> Result<Listening, CliError> {
+    let (tx, rx) = std::sync::mpsc::channel::<Result<Listening, CliError>>();
     std::thread::spawn(move || {
         let runtime = match runtime() {
             Ok(r) => r,
@@ -292,24 +457,23 @@ fn start_proxy(namespace: &str, name: &str) -> Result<u16, CliError> {
                 return;
             }
         };
-        runtime.block_on(async {
-            let client = match kube_client().await {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            };
-            let ready = tx.clone();
-            if let Err(e) = proxy::serve(client, &namespace, &name, 0, move |port| {
-                let _ = ready.send(Ok(port));
-            })
+        let ready = tx.clone();
+        let result = runtime.block_on(async move {
+            let proxy = make.await?;
+            auth_proxy::serve(
+                Arc::new(proxy),
+                listen,
+                move |listening| {
+                    let _ = ready.send(Ok(listening.clone()));
+                },
+                std::future::pending(),
+            )
             .await
-            {
-                let _ = tx.send(Err(e));
-            }
         });
+        if let Err(e) = result {
+            let _ = tx.send(Err(e));
+        }
     });
     rx.recv()
-        .map_err(|_| CliError::Kubernetes("the proxy stopped".into()))?
+        .map_err(|_| CliError::Unavailable("the proxy stopped".into()))?
 }

@@ -3,7 +3,7 @@
 # Idempotent: a finished part is skipped. Usage: tests/world/install.sh [part ...]   (no argument: every part)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-ALL_PARTS=(tools postgres psql idp registry browser kube crds node cnpg pgroot barman gcs)
+ALL_PARTS=(tools postgres psql idp registry browser kube crds node cnpg pgroot barman gcs clients)
 parts=("$@")
 [ "${#parts[@]}" -eq 0 ] && parts=("${ALL_PARTS[@]}")
 for part in "${parts[@]}"; do

@@ -148,9 +148,9 @@ pub fn access_config(world: &ClusterWorld, idp: &Idp) -> OperatorConfig {
     config
 }
 
-/// `pgrator postgres proxy <name>` against the world (a real port-forward through the API server and the
+/// `pgrator postgres port-forward <name>` against the world (a real port-forward through the API server and the
 /// kubelet), and the local port it listens on.
-pub fn start_proxy(
+pub fn start_port_forward(
     world: &ClusterWorld,
     cli: &std::path::Path,
     ns: &str,
@@ -158,12 +158,12 @@ pub fn start_proxy(
 ) -> (std::process::Child, u16) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(cli)
-        .args(["postgres", "proxy", name, "-n", ns, "--port", "0"])
+        .args(["postgres", "port-forward", name, "-n", ns, "--port", "0"])
         .env("KUBECONFIG", world.kubeconfig())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
-        .expect("start pgrator postgres proxy");
+        .expect("start pgrator postgres port-forward");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let first = lines.next().and_then(Result::ok).unwrap_or_default();
@@ -214,16 +214,24 @@ pub fn current_primary(cluster: &kube::api::DynamicObject) -> String {
 /// The test IdP where pods reach it (the host's end of the world's link): alice belongs to the team `ns` (a project
 /// role named after it), bob does not.
 pub fn team_idp(world: &ClusterWorld, ns: &str) -> pgrator_world::error::Result<Idp> {
+    team_idp_with(world, ns, |_| {})
+}
+
+/// [`team_idp`] with its configuration adjusted by `adjust` (token lifetimes, grant types).
+pub fn team_idp_with(
+    world: &ClusterWorld,
+    ns: &str,
+    adjust: impl FnOnce(&mut pgrator_world::idp::IdpConfig),
+) -> pgrator_world::error::Result<Idp> {
     use pgrator_world::idp::defaults::{ALICE, ALICE_SUB, BOB, BOB_SUB};
     use pgrator_world::idp::{IdpConfig, IdpUser};
-    Idp::start_at(
-        IdpConfig {
-            users: vec![
-                IdpUser::new(ALICE, ALICE_SUB, &[ns]),
-                IdpUser::new(BOB, BOB_SUB, &[]),
-            ],
-            ..IdpConfig::default()
-        },
-        world.host_ip()?,
-    )
+    let mut config = IdpConfig {
+        users: vec![
+            IdpUser::new(ALICE, ALICE_SUB, &[ns]),
+            IdpUser::new(BOB, BOB_SUB, &[]),
+        ],
+        ..IdpConfig::default()
+    };
+    adjust(&mut config);
+    Idp::start_at(config, world.host_ip()?)
 }

@@ -1,4 +1,4 @@
-//! `pgrator postgres proxy` against the real kube-apiserver: it finds the primary CNPG reports, listens locally,
+//! `pgrator postgres port-forward` against the real kube-apiserver: it finds the primary CNPG reports, listens locally,
 //! prints how to connect, and forwards each connection through the `pods/portforward` subresource. The test world
 //! has no kubelet, so the forward itself is refused by the API server (no such pod); what is proven here is
 //! everything up to that call (the request for the right pod reaches the API server, one per connection, a failed
@@ -26,7 +26,15 @@ async fn the_proxy_finds_the_primary_and_forwards_through_the_api() {
     let kubeconfig = plane().kubeconfig().to_path_buf();
     let proxy = |ns: String| {
         Command::new(cli_binary())
-            .args(["postgres", "proxy", "orders", "-n", &ns, "--port", "0"])
+            .args([
+                "postgres",
+                "port-forward",
+                "orders",
+                "-n",
+                &ns,
+                "--port",
+                "0",
+            ])
             .env("KUBECONFIG", &kubeconfig)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -40,7 +48,7 @@ async fn the_proxy_finds_the_primary_and_forwards_through_the_api() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("has no primary yet"), "{stderr}");
     let missing = Command::new(cli_binary())
-        .args(["postgres", "proxy", "nowhere", "-n", &ns])
+        .args(["postgres", "port-forward", "nowhere", "-n", &ns])
         .env("KUBECONFIG", &kubeconfig)
         .output()
         .expect("pgrator ran");

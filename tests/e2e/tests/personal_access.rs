@@ -2,7 +2,7 @@
 //! asks the access API (in the operator) for access; the person logs in to the IdP with the device flow; the
 //! operator makes the personal role (a CNPG DatabaseRole) and the pg_ident line and grants list (in the Cluster);
 //! CNPG's instance manager applies them in PostgreSQL 18 pods that load the validator from its extension image;
-//! the real psql logs in through the device flow over a kubelet port-forward (`pgrator postgres proxy`) as the
+//! the real psql logs in through the device flow over a kubelet port-forward (`pgrator postgres port-forward`) as the
 //! personal role and can do what the level allows and no more; a revoked grant ends its sessions; a person outside
 //! the team is refused by the API; the audit trail holds who, when and why; after a failover logins work again; after
 //! the end, logins are refused and the open session ends.
@@ -14,8 +14,8 @@ use jiff::Timestamp;
 use kube::api::{Api, DynamicObject};
 use pgrator_e2e::access_world::{cli_as, cli_env, run_cli};
 use pgrator_e2e::cnpg_world::{
-    access_config, current_primary, healthy, psql_in_db, psql_in_pod, small_cluster, start_proxy,
-    team_idp, world,
+    access_config, current_primary, healthy, psql_in_db, psql_in_pod, small_cluster,
+    start_port_forward, team_idp, world,
 };
 use pgrator_e2e::oauth_db::hba_scope;
 use pgrator_e2e::operator::{
@@ -61,7 +61,7 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
     );
 
     // The proxy forwards through the API server and the kubelet to the primary's pod.
-    let (mut proxy, port) = start_proxy(world, &cli_binary(), &ns, "orders");
+    let (mut proxy, port) = start_port_forward(world, &cli_binary(), &ns, "orders");
     let cache = tempfile::tempdir().expect("token cache dir");
     let env = |person: &str| cli_env(&idp, api_port, cache.path(), person);
     let port_arg = port.to_string();

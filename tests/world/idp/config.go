@@ -234,8 +234,8 @@ func (c *ClientConfig) applyDefaults(projectID string) error {
 		}
 	}
 	for _, g := range c.GrantTypes {
-		if g != string(oidc.GrantTypeDeviceCode) && g != string(oidc.GrantTypeCode) {
-			return fmt.Errorf("grant type %q is not supported by the test IdP (only device_code and authorization_code)", g)
+		if g != string(oidc.GrantTypeDeviceCode) && g != string(oidc.GrantTypeCode) && g != string(oidc.GrantTypeRefreshToken) {
+			return fmt.Errorf("grant type %q is not supported by the test IdP (only device_code, authorization_code and refresh_token)", g)
 		}
 	}
 	if c.ProjectID == "" {

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -249,4 +250,13 @@ func randomNumericID() string {
 		panic(fmt.Sprintf("crypto/rand failed: %v", err))
 	}
 	return fmt.Sprintf("3%017d", n)
+}
+
+// randomToken returns 32 random bytes, base64url: an opaque secret such as a refresh token.
+func randomToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -27,9 +27,10 @@ func newProvider(cfg *Config, storage *Storage, issuer string, crypt op.Crypto) 
 	config := &op.Config{
 		CodeMethodS256:          true,
 		AuthMethodPrivateKeyJWT: true,
+		GrantTypeRefreshToken:   true,
 		SupportedScopes: []string{
 			oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone, oidc.ScopeAddress,
-			scopeAllProjectRoles,
+			oidc.ScopeOfflineAccess, scopeAllProjectRoles,
 		},
 		DeviceAuthorization: op.DeviceAuthorizationConfig{
 			Lifetime:     cfg.deviceLifetime(),

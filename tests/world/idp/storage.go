@@ -22,12 +22,13 @@ type Storage struct {
 	issuer string
 	keys   *keyRing
 
-	mu           sync.Mutex
-	tokens       map[string]*tokenRecord // by token id (the jti of JWTs)
-	devices      map[string]*deviceGrant // by device code
-	userCodes    map[string]string       // user code -> device code
-	authRequests map[string]*authRequest // by id
-	authCodes    map[string]string       // code -> auth request id
+	mu            sync.Mutex
+	tokens        map[string]*tokenRecord  // by token id (the jti of JWTs)
+	devices       map[string]*deviceGrant  // by device code
+	userCodes     map[string]string        // user code -> device code
+	authRequests  map[string]*authRequest  // by id
+	authCodes     map[string]string        // code -> auth request id
+	refreshGrants map[string]*refreshGrant // by refresh token
 
 	changed func() // called after tokens or keys changed (persistence)
 }
@@ -41,15 +42,16 @@ var (
 
 func newStorage(cfg *Config, issuer string, keys *keyRing) *Storage {
 	return &Storage{
-		cfg:          cfg,
-		issuer:       issuer,
-		keys:         keys,
-		tokens:       map[string]*tokenRecord{},
-		devices:      map[string]*deviceGrant{},
-		userCodes:    map[string]string{},
-		authRequests: map[string]*authRequest{},
-		authCodes:    map[string]string{},
-		changed:      func() {},
+		cfg:           cfg,
+		issuer:        issuer,
+		keys:          keys,
+		tokens:        map[string]*tokenRecord{},
+		devices:       map[string]*deviceGrant{},
+		userCodes:     map[string]string{},
+		authRequests:  map[string]*authRequest{},
+		authCodes:     map[string]string{},
+		refreshGrants: map[string]*refreshGrant{},
+		changed:       func() {},
 	}
 }
 
@@ -160,24 +162,15 @@ func (s *Storage) token(id string) (*tokenRecord, bool) {
 	return &copied, true
 }
 
-func (s *Storage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
-	return "", "", time.Time{}, oidc.ErrUnsupportedGrantType().WithDescription("refresh tokens are not supported by the test IdP")
-}
-
-func (s *Storage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
-	return nil, oidc.ErrInvalidGrant().WithDescription("refresh tokens are not supported by the test IdP")
-}
-
-func (s *Storage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
-	return "", "", op.ErrInvalidRefreshToken
-}
-
 func (s *Storage) TerminateSession(context.Context, string, string) error { return nil }
 
-// RevokeToken marks an access token revoked. Unknown tokens are fine (RFC 7009); a client may revoke only a
+// RevokeToken marks an access token revoked (or forgets a refresh token). Unknown tokens are fine (RFC 7009); a client may revoke only a
 // token it is an audience of.
 func (s *Storage) RevokeToken(_ context.Context, tokenID, _ string, clientID string) *oidc.Error {
 	s.mu.Lock()
+	if grant, isRefresh := s.refreshGrants[tokenID]; isRefresh && grant.clientID == clientID {
+		delete(s.refreshGrants, tokenID)
+	}
 	rec, ok := s.tokens[tokenID]
 	if ok && rec.ClientID != clientID && !slices.Contains(rec.Audience, clientID) {
 		s.mu.Unlock()

@@ -13,6 +13,7 @@ fn part_of(key: &str) -> &'static str {
         "PGRATOR_IDP_BIN" => "idp",
         "PGRATOR_REGISTRY_BIN" => "registry",
         "PGRATOR_CHROMIUM" | "PGRATOR_BROWSER_DIR" => "browser",
+        "PGRATOR_CLIENTS_DIR" | "PGRATOR_PSQL15" => "clients",
         "PGRATOR_CRDS_DIR" => "crds",
         k if k.starts_with("PGRATOR_KUBE") || k.starts_with("PGRATOR_ETCD") => "kube",
         _ => "tools",

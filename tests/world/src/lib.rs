@@ -6,7 +6,9 @@
 
 mod at_exit;
 pub mod browser;
+pub mod clients;
 pub mod cluster_world;
+pub mod debian_postgres;
 pub mod env;
 pub mod error;
 pub mod idp;

@@ -2,7 +2,7 @@
 //! one `Postgres`; the operator makes everything the database needs on a real Kubernetes API; CNPG (its operator,
 //! webhooks and instance manager, in pods on a real kubelet) runs PostgreSQL 18, which loads our validator from its
 //! extension image; a developer asks for personal access with the `pgrator` CLI and logs in with psql through the
-//! OAuth device flow over a kubelet port-forward (`pgrator postgres proxy`), approved as the scripted person
+//! OAuth device flow over a kubelet port-forward (`pgrator postgres port-forward`), approved as the scripted person
 //! `alice`; bob, outside the team, is refused. Prints each step.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use kube::api::{Api, DynamicObject, PostParams};
 use pgrator_e2e::access_world::{cli_env, run_cli};
 use pgrator_e2e::cnpg_world::{
     VALIDATOR_IMAGE, access_config, current_primary, healthy, psql_in_db, psql_in_pod,
-    small_cluster, start_proxy, team_idp, validator_image, world,
+    small_cluster, start_port_forward, team_idp, validator_image, world,
 };
 use pgrator_e2e::operator::{Operator, install_crds, poll_until};
 use pgrator_operator::access_api::{ApiState, serve};
@@ -144,9 +144,9 @@ async fn main() -> Result<()> {
         "app",
         "CREATE TABLE orders (id int); ALTER TABLE orders OWNER TO app; INSERT INTO orders VALUES (1), (2)",
     );
-    let (mut proxy, proxy_port) = start_proxy(kube, &cli, &ns, "orders");
+    let (mut proxy, proxy_port) = start_port_forward(kube, &cli, &ns, "orders");
     println!(
-        "    $ pgrator postgres proxy orders -n {ns}   (127.0.0.1:{proxy_port} -> the primary's pod, through the kubelet)"
+        "    $ pgrator postgres port-forward orders -n {ns}   (127.0.0.1:{proxy_port} -> the primary's pod, through the kubelet)"
     );
 
     step(
