@@ -102,9 +102,14 @@ pub fn login(
     if let Some(entry) = cached.as_ref().filter(|c| c.fresh_at(now())) {
         return Ok(entry.token());
     }
-    let refreshed = cached.and_then(|c| c.refresh_token).and_then(|refresh| {
-        match refresh_flow(agent, config, &refresh) {
-            Ok(answer) => Some(answer),
+    let old_refresh = cached.and_then(|c| c.refresh_token);
+    let refreshed = old_refresh.as_deref().and_then(|refresh| {
+        match refresh_flow(agent, config, refresh) {
+            // An IdP that does not rotate refresh tokens answers without one: the old one stays good.
+            Ok(answer) => Some(Answer {
+                refresh_token: answer.refresh_token.or_else(|| old_refresh.clone()),
+                ..answer
+            }),
             Err(e) => {
                 let _ = writeln!(out, "(the saved login could not be renewed: {e})");
                 None
@@ -120,7 +125,7 @@ pub fn login(
         issuer: config.issuer.clone(),
         client_id: config.client_id.clone(),
         access_token: answer.access_token,
-        expires_at: issued_at + answer.expires_in,
+        expires_at: issued_at.saturating_add(answer.expires_in),
         issued_at,
         refresh_token: answer.refresh_token,
     };

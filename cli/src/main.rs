@@ -278,6 +278,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                         tokens,
                         roles,
                         agent,
+                        cancel_keys: Default::default(),
                     })
                 })?;
                 listening.conninfo(&role)
@@ -356,6 +357,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     tokens,
                     roles,
                     agent: session.agent.clone(),
+                    cancel_keys: Default::default(),
                 });
                 let described = proxy.upstream.describe();
                 auth_proxy::serve(

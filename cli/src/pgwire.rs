@@ -30,6 +30,10 @@ pub enum WireError {
     Version { major: u16, minor: u16 },
     #[error("the startup parameters are malformed: {0}")]
     Parameters(&'static str),
+    #[error("the startup parameter {0} is given twice")]
+    Duplicate(String),
+    #[error("a cancel request of {0} bytes is malformed")]
+    Cancel(usize),
     #[error("an authentication message is malformed")]
     Auth,
 }
@@ -109,7 +113,11 @@ pub fn parse_first(body: &[u8]) -> Result<FirstPacket, WireError> {
     match code {
         SSL_REQUEST => Ok(FirstPacket::Ssl),
         GSSENC_REQUEST => Ok(FirstPacket::GssEnc),
-        CANCEL_REQUEST => Ok(FirstPacket::Cancel(with_length(body))),
+        // Process id and a key of 4 (protocol 3.0) to 256 (3.2) bytes.
+        CANCEL_REQUEST if (12..=264).contains(&body.len()) => {
+            Ok(FirstPacket::Cancel(with_length(body)))
+        }
+        CANCEL_REQUEST => Err(WireError::Cancel(body.len() + 4)),
         version => {
             let (major, minor) = ((version >> 16) as u16, (version & 0xffff) as u16);
             if major != 3 {
@@ -132,6 +140,10 @@ fn parse_params(mut rest: &[u8]) -> Result<Vec<(String, String)>, WireError> {
             return Ok(params);
         }
         let (value, after) = cstring(after).ok_or(WireError::Parameters("unterminated value"))?;
+        // PostgreSQL takes the last of a repeated name: a second `user` would slip past the proxy's replacement.
+        if params.iter().any(|(k, _)| *k == key) {
+            return Err(WireError::Duplicate(key));
+        }
         params.push((key, value));
         rest = after;
     }
@@ -243,7 +255,11 @@ impl ServerError {
     pub fn parse(body: &[u8]) -> ServerError {
         let mut e = ServerError::default();
         for field in body.split(|&b| b == 0).filter(|f| !f.is_empty()) {
-            let value = String::from_utf8_lossy(&field[1..]).into_owned();
+            // Shown on a terminal: no control characters from the server.
+            let value: String = String::from_utf8_lossy(&field[1..])
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect();
             match field[0] {
                 b'V' => e.severity = value,
                 b'S' if e.severity.is_empty() => e.severity = value,
@@ -301,6 +317,14 @@ mod tests {
             parse_first(&(2u32 << 16).to_be_bytes()),
             Err(WireError::Version { major: 2, minor: 0 })
         );
+        // A cancel request without its key, or with a key past 256 bytes.
+        assert_eq!(
+            parse_first(&CANCEL_REQUEST.to_be_bytes()),
+            Err(WireError::Cancel(8))
+        );
+        let mut long = CANCEL_REQUEST.to_be_bytes().to_vec();
+        long.resize(4 + 4 + 257, 7);
+        assert!(parse_first(&long).is_err());
     }
 
     #[test]
@@ -341,6 +365,12 @@ mod tests {
             parse_first(&unterminated),
             Err(WireError::Parameters(_))
         ));
+        let mut twice = 196_608u32.to_be_bytes().to_vec();
+        twice.extend_from_slice(b"user\0alice\0database\0app\0user\0postgres\0\0");
+        assert_eq!(
+            parse_first(&twice),
+            Err(WireError::Duplicate("user".into()))
+        );
         let mut trailing = 196_608u32.to_be_bytes().to_vec();
         trailing.extend_from_slice(b"user\0alice\0\0junk");
         assert!(matches!(
@@ -380,6 +410,8 @@ mod tests {
         assert_eq!(parsed.code, "28000");
         assert_eq!(parsed.hint.as_deref(), Some("run pgrator postgres access"));
         assert_eq!(parsed.to_string(), "FATAL 28000: no access");
+        let escape = error_response("FATAL", "28000", "a\u{1b}[2Jb", None);
+        assert_eq!(ServerError::parse(&escape[5..]).message, "a?[2Jb");
         assert_eq!(
             sasl_mechanisms(b"OAUTHBEARER\0SCRAM-SHA-256\0\0"),
             vec!["OAUTHBEARER", "SCRAM-SHA-256"]
@@ -391,7 +423,8 @@ mod tests {
     proptest! {
         #[test]
         fn any_startup_round_trips(
-            params in proptest::collection::vec(("[a-z_]{1,12}", "[^\u{0}]{0,20}"), 0..8),
+            params in proptest::collection::btree_map("[a-z_]{1,12}", "[^\u{0}]{0,20}", 0..8)
+                .prop_map(|m| m.into_iter().collect::<Vec<_>>()),
             minor in 0u32..3,
         ) {
             let s = Startup { version: (3 << 16) | minor, params };

@@ -9,9 +9,11 @@ use ring::rand::SecureRandom;
 
 use crate::CliError;
 
-/// The uid the kernel shows for this process (the owner of /proc/self).
+/// This process's effective uid: the owner of a file it makes (portable to systems without /proc, and no unsafe
+/// call to geteuid).
 pub fn own_uid() -> Result<u32, CliError> {
-    std::fs::metadata("/proc/self")
+    tempfile::tempfile()
+        .and_then(|f| f.metadata())
         .map(|m| m.uid())
         .map_err(|e| CliError::Usage(format!("finding our own uid: {e}")))
 }

@@ -11,8 +11,9 @@ pub mod listen;
 pub mod session;
 pub mod upstream;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::CliError;
 use credentials::{Roles, Tokens};
@@ -25,6 +26,51 @@ pub struct Proxy {
     pub tokens: Tokens,
     pub roles: Roles,
     pub agent: ureq::Agent,
+    pub cancel_keys: CancelKeys,
+}
+
+/// The cancel keys (process id and secret, as BackendKeyData gave them) of the sessions open through this proxy:
+/// a cancel request is passed on only for one of them.
+#[derive(Default)]
+pub struct CancelKeys {
+    held: Mutex<HashMap<Vec<u8>, usize>>,
+}
+
+/// A session's hold on its key; dropped when the session ends.
+pub struct HeldKey<'a> {
+    keys: &'a CancelKeys,
+    key: Vec<u8>,
+}
+
+impl CancelKeys {
+    pub fn hold(&self, key: Vec<u8>) -> HeldKey<'_> {
+        *self
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_insert(0) += 1;
+        HeldKey { keys: self, key }
+    }
+
+    pub fn holds(&self, key: &[u8]) -> bool {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(key)
+    }
+}
+
+impl Drop for HeldKey<'_> {
+    fn drop(&mut self) {
+        let mut held = self.keys.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// Where to listen.
@@ -185,5 +231,24 @@ pub async fn interrupted() {
                 None => std::future::pending::<()>().await,
             }
         } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CancelKeys;
+
+    #[test]
+    fn a_cancel_key_is_good_while_a_session_holds_it() {
+        let keys = CancelKeys::default();
+        assert!(!keys.holds(b"12345678"));
+        let first = keys.hold(b"12345678".to_vec());
+        let second = keys.hold(b"12345678".to_vec());
+        assert!(keys.holds(b"12345678"));
+        assert!(!keys.holds(b"12345679"));
+        drop(first);
+        assert!(keys.holds(b"12345678"), "still held by the second");
+        drop(second);
+        assert!(!keys.holds(b"12345678"));
     }
 }

@@ -1,7 +1,11 @@
 //! One client connection: its negotiation with the proxy (no TLS locally, the per-run password on TCP), a server
 //! connection of its own logged in with the developer's token (OAUTHBEARER in the first SASL message, so one
-//! server connection, not libpq's two), then bytes relayed both ways untouched. A cancel request goes to the
-//! primary on a connection of its own. Whatever fails before the relay reaches the client as a PostgreSQL error.
+//! server connection, not libpq's two), the server's greeting read up to ReadyForQuery (its cancel key noted), then
+//! bytes relayed both ways untouched. A cancel request goes to the primary on a connection of its own, and only
+//! with a key one of this proxy's sessions holds. Whatever fails before the relay reaches the client as a
+//! PostgreSQL error; every step before the relay has a deadline.
+
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -22,11 +26,37 @@ pub enum SessionError {
     Proxy(#[from] CliError),
     /// The server refused the login: its own error, already passed to the client.
     #[error("the server refused the login as {role}: {error}")]
-    Refused { role: String, error: ServerError },
+    Refused {
+        role: String,
+        error: Box<ServerError>,
+    },
 }
 
 /// The first byte of a TLS handshake: a client trying direct TLS (`sslnegotiation=direct`).
 const TLS_HANDSHAKE: u8 = 0x16;
+
+/// How long a client has to say who it is (and give the password); how long the server side has to log in (a
+/// port-forward through the API server and the kubelet, TLS, the validator).
+const CLIENT_DEADLINE: Duration = Duration::from_secs(30);
+const SERVER_DEADLINE: Duration = Duration::from_secs(60);
+/// Messages a server may send before the login is done: a server that never finishes is cut off.
+const MAX_LOGIN_MESSAGES: usize = 64;
+
+/// Runs `step` with a deadline; past it, the session ends with `what` timed out.
+async fn within<T>(
+    deadline: Duration,
+    what: &str,
+    step: impl std::future::Future<Output = Result<T, SessionError>>,
+) -> Result<T, SessionError> {
+    tokio::time::timeout(deadline, step)
+        .await
+        .unwrap_or_else(|_| {
+            Err(SessionError::Client(format!(
+                "{what} took longer than {} s",
+                deadline.as_secs()
+            )))
+        })
+}
 
 /// Serves one client until its session ends. `password`: what a TCP client must send first (none on the socket).
 pub async fn serve<C: AsyncRead + AsyncWrite + Unpin>(
@@ -34,21 +64,27 @@ pub async fn serve<C: AsyncRead + AsyncWrite + Unpin>(
     proxy: &Proxy,
     password: Option<&str>,
 ) -> Result<(), SessionError> {
-    let mut startup = match first_packet(&mut client).await? {
+    let first = within(CLIENT_DEADLINE, "the client's startup", async {
+        let first = first_packet(&mut client).await?;
+        // The password comes first on TCP, for sessions; a cancel request cannot carry one, and is checked below
+        // against the keys of this proxy's own sessions instead.
+        if let (FirstPacket::Startup(_), Some(expected)) = (&first, password) {
+            check_password(&mut client, expected).await?;
+        }
+        Ok(first)
+    })
+    .await?;
+    let mut startup = match first {
         FirstPacket::Cancel(packet) => return cancel(proxy, &packet).await,
         FirstPacket::Startup(s) => s,
         FirstPacket::Ssl | FirstPacket::GssEnc => {
             return Err(SessionError::Client("asked for encryption twice".into()));
         }
     };
-    if let Some(expected) = password {
-        check_password(&mut client, expected).await?;
-    }
     let role = match proxy.roles.get(&proxy.tokens, &proxy.agent).await {
-        Ok(role) => role,
-        Err(e) => {
-            return Err(refuse(&mut client, "28000", &e.to_string(), None).await);
-        }
+        Ok(role) if !role.contains('\0') => role,
+        Ok(_) => return Err(refuse(&mut client, "28000", "the role name is invalid", None).await),
+        Err(e) => return Err(refuse(&mut client, "28000", &e.to_string(), None).await),
     };
     startup.set("user", &role);
     if startup.get("database").is_none() {
@@ -61,18 +97,33 @@ pub async fn serve<C: AsyncRead + AsyncWrite + Unpin>(
             return Err(refuse(&mut client, "28000", &text, None).await);
         }
     };
-    let mut server = match proxy.upstream.connect().await {
-        Ok(s) => s,
-        Err(e) => {
+    let connected = tokio::time::timeout(SERVER_DEADLINE, proxy.upstream.connect()).await;
+    let mut server = match connected {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
             let text = format!("pgrator could not reach {}: {e}", proxy.upstream.describe());
             return Err(refuse(&mut client, "08006", &text, None).await);
         }
+        Err(_) => {
+            let text = format!(
+                "pgrator could not reach {} within {} s",
+                proxy.upstream.describe(),
+                SERVER_DEADLINE.as_secs()
+            );
+            return Err(refuse(&mut client, "08006", &text, None).await);
+        }
     };
-    let logged_in = log_in(&mut client, &mut server.tls, &startup, &role, &token).await;
+    let logged_in = within(
+        SERVER_DEADLINE,
+        "the server's login",
+        log_in(&mut client, &mut server.tls, &startup, &role, &token),
+    )
+    .await;
     if let Err(SessionError::Refused { .. }) = &logged_in {
         proxy.roles.forget().await;
     }
-    logged_in?;
+    // Held for the session: its cancel key is good while it lasts.
+    let _key = logged_in?.map(|k| proxy.cancel_keys.hold(k));
     let copied = tokio::io::copy_bidirectional(&mut client, &mut server.tls)
         .await
         .map(drop);
@@ -150,15 +201,16 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Sends the startup and answers the server's authentication with the token; on success passes the server's
-/// AuthenticationOk to the client and returns (the rest is relayed as it comes).
+/// Sends the startup and answers the server's authentication with the token (once); on success passes the server's
+/// messages to the client up to its first ReadyForQuery and returns the cancel key it gave (the rest is relayed as
+/// it comes).
 async fn log_in<C, S>(
     client: &mut C,
     server: &mut S,
     startup: &Startup,
     role: &str,
     token: &str,
-) -> Result<(), SessionError>
+) -> Result<Option<Vec<u8>>, SessionError>
 where
     C: AsyncWrite + Unpin,
     S: AsyncRead + AsyncWrite + Unpin,
@@ -169,7 +221,8 @@ where
         .await
         .map_err(server_io)?;
     let client_io = |e: std::io::Error| SessionError::Client(e.to_string());
-    loop {
+    let (mut token_sent, mut authenticated, mut key) = (false, false, None);
+    for _ in 0..MAX_LOGIN_MESSAGES {
         let (kind, body) = read_message(server)
             .await
             .map_err(|e| CliError::Unavailable(format!("the server: {e}")))?;
@@ -178,25 +231,27 @@ where
                 let (code, data) = pgwire::auth_request(&body)
                     .map_err(|e| CliError::Unavailable(format!("the server: {e}")))?;
                 match code {
-                    AUTH_OK => {
+                    AUTH_OK if !authenticated => {
+                        authenticated = true;
                         client
                             .write_all(&pgwire::message(b'R', &body))
                             .await
                             .map_err(client_io)?;
-                        return Ok(());
                     }
                     AUTH_SASL
-                        if pgwire::sasl_mechanisms(data)
-                            .iter()
-                            .any(|m| m == "OAUTHBEARER") =>
+                        if !token_sent
+                            && pgwire::sasl_mechanisms(data)
+                                .iter()
+                                .any(|m| m == "OAUTHBEARER") =>
                     {
+                        token_sent = true;
                         server
                             .write_all(&pgwire::oauthbearer_initial(token))
                             .await
                             .map_err(server_io)?;
                     }
                     // The server's error status (RFC 7628 3.2.2): answer so that it sends its error.
-                    AUTH_SASL_CONTINUE => {
+                    AUTH_SASL_CONTINUE if token_sent && !authenticated => {
                         server
                             .write_all(&pgwire::oauthbearer_abort())
                             .await
@@ -213,14 +268,27 @@ where
                         let _ = refuse(client, "28000", &text, None).await;
                         return Err(SessionError::Refused {
                             role: role.to_owned(),
-                            error: ServerError {
+                            error: Box::new(ServerError {
                                 severity: "FATAL".into(),
                                 code: "28000".into(),
                                 message: text,
                                 ..ServerError::default()
-                            },
+                            }),
                         });
                     }
+                }
+            }
+            // The greeting after the login: settings, the cancel key, then ReadyForQuery, from which on bytes are
+            // relayed as they come.
+            b'S' | b'K' | b'Z' if authenticated => {
+                client
+                    .write_all(&pgwire::message(kind, &body))
+                    .await
+                    .map_err(client_io)?;
+                match kind {
+                    b'K' => key = Some(body),
+                    b'Z' => return Ok(key),
+                    _ => {}
                 }
             }
             // NegotiateProtocolVersion and notices are the client's to read.
@@ -235,7 +303,7 @@ where
                 let _ = client.write_all(&pgwire::message(b'E', &body)).await;
                 return Err(SessionError::Refused {
                     role: role.to_owned(),
-                    error: ServerError::parse(&body),
+                    error: Box::new(ServerError::parse(&body)),
                 });
             }
             other => {
@@ -247,6 +315,10 @@ where
             }
         }
     }
+    Err(CliError::Unavailable(format!(
+        "the server sent more than {MAX_LOGIN_MESSAGES} messages without finishing the login"
+    ))
+    .into())
 }
 
 fn method_name(code: u32, data: &[u8]) -> String {
@@ -272,9 +344,20 @@ async fn refuse<C: AsyncWrite + Unpin>(
     SessionError::Client(format!("refused: {text}"))
 }
 
-/// Passes a cancel request to the primary on a connection of its own (the server answers nothing).
+/// Passes a cancel request to the primary on a connection of its own (the server answers nothing), only when its
+/// key is one a session of this proxy holds: nobody else gets a server connection out of the proxy.
 async fn cancel(proxy: &Proxy, packet: &[u8]) -> Result<(), SessionError> {
-    let mut server = proxy.upstream.connect().await?;
+    // Length word and request code, then the backend's process id and key.
+    let key = packet.get(8..).unwrap_or_default();
+    if !proxy.cancel_keys.holds(key) {
+        return Err(SessionError::Client(
+            "a cancel request for no session of this proxy".into(),
+        ));
+    }
+    let mut server = within(SERVER_DEADLINE, "reaching the server to cancel", async {
+        Ok(proxy.upstream.connect().await?)
+    })
+    .await?;
     server
         .tls
         .write_all(packet)

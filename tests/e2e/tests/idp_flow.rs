@@ -761,3 +761,60 @@ fn jwt_validation_of_the_defaults_uses_rs256() {
         "Zitadel signs with RS256 by default"
     );
 }
+
+#[test]
+fn a_refresh_token_comes_only_with_offline_access_to_a_client_allowed_it_and_works_once() {
+    let mut config = IdpConfig::default();
+    for c in config.clients.iter_mut().filter(|c| c.client_id == PSQL) {
+        c.grant_types = Some(vec![
+            "urn:ietf:params:oauth:grant-type:device_code".into(),
+            "authorization_code".into(),
+            "refresh_token".into(),
+        ]);
+    }
+    let idp = Idp::start(config).expect("the IdP starts");
+    let api = idp.api();
+    let plain = api
+        .device_flow_token(PSQL, "openid", ALICE)
+        .expect("a login without offline_access");
+    assert_eq!(plain.refresh_token, None);
+    let first = api
+        .device_flow_token(PSQL, "openid offline_access", ALICE)
+        .expect("a login with offline_access");
+    let refresh = first.refresh_token.clone().expect("a refresh token");
+    let use_it = |token: &str| {
+        api.post_form(
+            "/oauth/v2/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token),
+                ("client_id", PSQL),
+            ],
+        )
+        .expect("POST the token endpoint")
+    };
+    let renewed = use_it(&refresh).ok_json().expect("the refresh works");
+    let access = renewed["access_token"].as_str().expect("an access token");
+    assert_ne!(access, first.access_token);
+    let claims = verify(&idp, access, PSQL).expect("the new token verifies");
+    assert_eq!(claims["sub"], ALICE_SUB);
+    let next = renewed["refresh_token"]
+        .as_str()
+        .expect("a new refresh token")
+        .to_owned();
+    assert_ne!(next, refresh);
+    // Rotation: the used token is refused, the new one works.
+    let again = use_it(&refresh);
+    assert_eq!(again.status, 400, "{}", again.body);
+    assert_eq!(again.json().expect("json")["error"], "invalid_grant");
+    use_it(&next)
+        .ok_json()
+        .expect("the new refresh token works");
+    // A client not allowed the grant gets no refresh token, even when it asks.
+    let default = start();
+    let none = default
+        .api()
+        .device_flow_token(PSQL, "openid offline_access", ALICE)
+        .expect("a login");
+    assert_eq!(none.refresh_token, None);
+}

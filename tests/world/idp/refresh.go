@@ -46,6 +46,16 @@ func (r *refreshGrant) SetCurrentScopes(scopes []string) { r.current = slices.Cl
 // CreateAccessAndRefreshTokens issues an access token and a new refresh token; `current` (the refresh token
 // being used, if any) stops working.
 func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
+	if current != "" {
+		// Used up here, under the lock: of two refreshes with the same token, only the first gets tokens.
+		s.mu.Lock()
+		_, live := s.refreshGrants[current]
+		delete(s.refreshGrants, current)
+		s.mu.Unlock()
+		if !live {
+			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("the refresh token was already used")
+		}
+	}
 	accessID, expires, err := s.CreateAccessToken(ctx, req)
 	if err != nil {
 		return "", "", time.Time{}, err
@@ -69,9 +79,6 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		grant.scopes = slices.Clone(previous.scopes)
 	}
 	s.mu.Lock()
-	if current != "" {
-		delete(s.refreshGrants, current)
-	}
 	s.refreshGrants[grant.token] = grant
 	s.mu.Unlock()
 	return accessID, grant.token, expires, nil

@@ -116,6 +116,9 @@ pub struct TokenResponse {
     pub expires_in: Option<u64>,
     pub id_token: Option<String>,
     pub scope: Option<String>,
+    /// Given for `offline_access` to a client allowed the refresh_token grant.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 /// One poll of the token endpoint in the device flow.
