@@ -82,8 +82,8 @@ bench-proxy: (world "tools" "postgres" "psql" "idp" "pgroot" "clients") build-va
 bench-token:
     cargo bench -p pgrator-token --bench validate
 
-# Both benchmarks.
-bench: bench-token bench-validator bench-operator
+# Every benchmark.
+bench: bench-token bench-validator bench-operator bench-proxy
 
 # Formatting and lints (warnings are errors).
 lint: (world "tools" "postgres")

@@ -303,7 +303,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             role,
             direct,
         }) => {
-            let runtime = runtime()?;
+            // One thread: a session's bytes never hop between threads (a login through the proxy costs little more
+            // than one straight to the server), and a developer's proxy is bound by the network, not the CPU.
+            let runtime = proxy_runtime()?;
             let listen = match (tcp, socket_dir) {
                 (Some(port), None) => Listen::Tcp { port },
                 (Some(_), Some(_)) => {
@@ -406,6 +408,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Usage(format!("starting the runtime: {e}")))
+}
+
+fn proxy_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Usage(format!("starting the runtime: {e}")))

@@ -222,6 +222,9 @@ where
         .map_err(server_io)?;
     let client_io = |e: std::io::Error| SessionError::Client(e.to_string());
     let (mut token_sent, mut authenticated, mut key) = (false, false, None);
+    // What the client is owed, sent in one write when the server is ready (or has something to refuse): a dozen
+    // small writes would each cost the client a wake-up.
+    let mut owed: Vec<u8> = Vec::new();
     for _ in 0..MAX_LOGIN_MESSAGES {
         let (kind, body) = read_message(server)
             .await
@@ -233,10 +236,7 @@ where
                 match code {
                     AUTH_OK if !authenticated => {
                         authenticated = true;
-                        client
-                            .write_all(&pgwire::message(b'R', &body))
-                            .await
-                            .map_err(client_io)?;
+                        owed.extend_from_slice(&pgwire::message(b'R', &body));
                     }
                     AUTH_SASL
                         if !token_sent
@@ -265,6 +265,7 @@ where
                              access line in its pg_hba.conf (is the grant active?)",
                             method_name(other, data)
                         );
+                        let _ = client.write_all(&owed).await;
                         let _ = refuse(client, "28000", &text, None).await;
                         return Err(SessionError::Refused {
                             role: role.to_owned(),
@@ -281,26 +282,22 @@ where
             // The greeting after the login: settings, the cancel key, then ReadyForQuery, from which on bytes are
             // relayed as they come.
             b'S' | b'K' | b'Z' if authenticated => {
-                client
-                    .write_all(&pgwire::message(kind, &body))
-                    .await
-                    .map_err(client_io)?;
+                owed.extend_from_slice(&pgwire::message(kind, &body));
                 match kind {
                     b'K' => key = Some(body),
-                    b'Z' => return Ok(key),
+                    b'Z' => {
+                        client.write_all(&owed).await.map_err(client_io)?;
+                        return Ok(key);
+                    }
                     _ => {}
                 }
             }
             // NegotiateProtocolVersion and notices are the client's to read.
-            b'v' | b'N' => {
-                client
-                    .write_all(&pgwire::message(kind, &body))
-                    .await
-                    .map_err(client_io)?;
-            }
+            b'v' | b'N' => owed.extend_from_slice(&pgwire::message(kind, &body)),
             b'E' => {
                 // The server's own refusal reaches the client as it is.
-                let _ = client.write_all(&pgwire::message(b'E', &body)).await;
+                owed.extend_from_slice(&pgwire::message(b'E', &body));
+                let _ = client.write_all(&owed).await;
                 return Err(SessionError::Refused {
                     role: role.to_owned(),
                     error: Box::new(ServerError::parse(&body)),
