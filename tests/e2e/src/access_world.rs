@@ -76,6 +76,17 @@ pub struct CliRun {
     pub active_after: Option<Duration>,
 }
 
+impl CliRun {
+    /// The personal role the CLI named when the access became active.
+    pub fn role(&self) -> Option<String> {
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Access is active: log in as "))
+            .and_then(|l| l.split(' ').next())
+            .map(str::to_owned)
+    }
+}
+
 /// Runs the CLI at `binary` with `args`, approving its device-flow login at the IdP as `person`; `echo` prints its
 /// output as it comes (the demo).
 pub fn run_cli(

@@ -177,6 +177,41 @@ pub fn start_port_forward(
     (child, port)
 }
 
+/// Personal access on the world for the team `ns`: the operator configured for the IdP `idp`, its access API on a
+/// free loopback port, and the Postgres `name` made and healthy under CNPG. Returns the operator, the API's port and
+/// the namespace's Clusters.
+pub async fn postgres_with_access(
+    client: &kube::Client,
+    ns: &str,
+    idp: &Idp,
+    name: &str,
+) -> (Operator, u16, kube::Api<kube::api::DynamicObject>) {
+    use std::sync::Arc;
+    let world = world();
+    let config = access_config(world, idp);
+    let operator = Operator::start_on(
+        world.config().await.expect("config"),
+        ns,
+        None,
+        config.clone(),
+    );
+    let api_port = pgrator_world::ports::free_port();
+    let state = pgrator_operator::access_api::ApiState::new(client.clone(), Arc::new(config))
+        .expect("access API state");
+    tokio::spawn(pgrator_operator::access_api::serve(
+        ([127, 0, 0, 1], api_port).into(),
+        Arc::new(state),
+    ));
+    crate::operator::create_postgres(client, ns, name, small_cluster()).await;
+    let clusters = kube::Api::namespaced_with(
+        client.clone(),
+        ns,
+        &pgrator_operator::desired::kinds::CLUSTER.api_resource(),
+    );
+    healthy(&clusters, ns, name, std::time::Duration::from_secs(180)).await;
+    (operator, api_port, clusters)
+}
+
 /// Resources small enough for two instances (and another test's two) on the world's one node.
 pub fn small_cluster() -> serde_json::Value {
     serde_json::json!({"resources": {"cpu": "250m", "memory": "512Mi", "diskSize": "1Gi"}})

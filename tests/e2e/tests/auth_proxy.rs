@@ -15,18 +15,13 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use pgrator_e2e::access_world::{cli_as, cli_env};
-use pgrator_e2e::cnpg_world::{
-    access_config, healthy, psql_in_db, small_cluster, team_idp_with, world,
-};
-use pgrator_e2e::operator::{Operator, cli_binary, create_postgres, install_crds, wait_for};
-use pgrator_operator::access_api::{ApiState, serve};
+use pgrator_e2e::cnpg_world::{postgres_with_access, psql_in_db, team_idp_with, world};
+use pgrator_e2e::operator::{cli_binary, install_crds, wait_for};
 use pgrator_operator::api::PostgresAccess;
-use pgrator_operator::desired::kinds;
 use pgrator_world::clients::Clients;
 use pgrator_world::idp::defaults::{ALICE, PSQL};
-use pgrator_world::ports::free_port;
 
 /// Alice's access tokens live this long: the test outlives one.
 const TOKEN_LIFETIME: u64 = 45;
@@ -161,20 +156,8 @@ async fn clients_without_oauth_log_in_through_the_proxy() {
         }
     })
     .expect("start the IdP where pods reach it");
-    let config = access_config(world, &idp);
-    let operator = Operator::start_on(
-        world.config().await.expect("config"),
-        &ns,
-        None,
-        config.clone(),
-    );
-    let api_port = free_port();
-    let state = ApiState::new(client.clone(), Arc::new(config)).expect("access API state");
-    tokio::spawn(serve(([127, 0, 0, 1], api_port).into(), Arc::new(state)));
-    create_postgres(&client, &ns, "orders", small_cluster()).await;
-    let clusters: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), &ns, &kinds::CLUSTER.api_resource());
-    let cluster = healthy(&clusters, &ns, "orders", Duration::from_secs(180)).await;
+    let (operator, api_port, clusters) = postgres_with_access(&client, &ns, &idp, "orders").await;
+    let cluster = clusters.get("orders").await.expect("the Cluster");
     let primary = pgrator_e2e::cnpg_world::current_primary(&cluster);
     psql_in_db(
         world,
@@ -212,13 +195,7 @@ async fn clients_without_oauth_log_in_through_the_proxy() {
     )
     .await;
     assert_eq!(access.code, Some(0), "{}\n{}", access.stdout, access.stderr);
-    let role = access
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Access is active: log in as "))
-        .and_then(|l| l.split(' ').next())
-        .expect("the CLI names the role")
-        .to_owned();
+    let role = access.role().expect("the CLI names the role");
     let approvals = || {
         idp.api()
             .stats()
@@ -525,13 +502,7 @@ async fn clients_without_oauth_log_in_through_the_proxy() {
         via_cli.stdout,
         via_cli.stderr
     );
-    let read_role = via_cli
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Access is active: log in as "))
-        .and_then(|l| l.split(' ').next())
-        .expect("the CLI names the role")
-        .to_owned();
+    let read_role = via_cli.role().expect("the CLI names the role");
     assert!(read_role.starts_with("p_alice_read_"), "{read_role}");
     assert!(
         via_cli.stdout.lines().any(|l| l == read_role),

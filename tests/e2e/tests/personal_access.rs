@@ -7,26 +7,20 @@
 //! the team is refused by the API; the audit trail holds who, when and why; after a failover logins work again; after
 //! the end, logins are refused and the open session ends.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use pgrator_e2e::access_world::{cli_as, cli_env, run_cli};
 use pgrator_e2e::cnpg_world::{
-    access_config, current_primary, healthy, psql_in_db, psql_in_pod, small_cluster,
-    start_port_forward, team_idp, world,
+    current_primary, postgres_with_access, psql_in_db, psql_in_pod, start_port_forward, team_idp,
+    world,
 };
 use pgrator_e2e::oauth_db::hba_scope;
-use pgrator_e2e::operator::{
-    Operator, cli_binary, create_postgres, install_crds, poll_until, wait_for,
-};
-use pgrator_operator::access_api::{ApiState, serve};
+use pgrator_e2e::operator::{cli_binary, install_crds, poll_until, wait_for};
 use pgrator_operator::api::{AccessLevel, PostgresAccess};
-use pgrator_operator::desired::kinds;
 use pgrator_world::idp::defaults::{ALICE, ALICE_SUB, BOB, PROJECT_ID, PSQL};
 use pgrator_world::libpq::TokenClient;
-use pgrator_world::ports::free_port;
 use pgrator_world::psql::{OAuthConnect, Psql};
 use serde_json::json;
 
@@ -37,20 +31,8 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
     install_crds(&client).await;
     let ns = world.namespace("team").await.expect("namespace");
     let idp = team_idp(world, &ns).expect("start the IdP where pods reach it");
-    let config = access_config(world, &idp);
-    let operator = Operator::start_on(
-        world.config().await.expect("config"),
-        &ns,
-        None,
-        config.clone(),
-    );
-    let api_port = free_port();
-    let state = ApiState::new(client.clone(), Arc::new(config)).expect("access API state");
-    tokio::spawn(serve(([127, 0, 0, 1], api_port).into(), Arc::new(state)));
-    create_postgres(&client, &ns, "orders", small_cluster()).await;
-    let clusters: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), &ns, &kinds::CLUSTER.api_resource());
-    let cluster = healthy(&clusters, &ns, "orders", Duration::from_secs(180)).await;
+    let (operator, api_port, clusters) = postgres_with_access(&client, &ns, &idp, "orders").await;
+    let cluster = clusters.get("orders").await.expect("the Cluster");
     let primary = current_primary(&cluster);
     psql_in_db(
         world,
@@ -95,13 +77,7 @@ async fn a_developer_gets_time_limited_access_end_to_end() {
         access.stdout,
         access.stderr
     );
-    let role = access
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Access is active: log in as "))
-        .and_then(|l| l.split(' ').next())
-        .expect("the CLI names the role")
-        .to_owned();
+    let role = access.role().expect("the CLI names the role");
     assert!(role.starts_with("p_alice_readwrite_"), "{role}");
     // The connection string the CLI printed is the one psql uses.
     let printed = access

@@ -185,13 +185,7 @@ async fn main() -> Result<()> {
     if alice.code != Some(0) {
         bail!("the CLI failed: {}", alice.stderr);
     }
-    let role = alice
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Access is active: log in as "))
-        .and_then(|l| l.split(' ').next())
-        .context("the CLI names the role")?
-        .to_owned();
+    let role = alice.role().context("the CLI names the role")?;
 
     step(
         7,
