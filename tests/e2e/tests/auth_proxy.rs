@@ -2,10 +2,11 @@
 //! that cannot do OAuth (Debian bookworm's psql 15, psycopg, node-postgres, pgjdbc), each in its own process, connect
 //! as her personal role to PostgreSQL 18 pods that validate her token with our validator, through a kubelet
 //! port-forward with TLS verified against the cluster's CA. Her token lives 45 s: a session stays open across its
-//! expiry, a later connection is logged in with a refreshed token and no new approval. Settings pass through,
-//! cancel requests work, a wrong TCP password and other local users are kept out, a revoked grant reaches the
-//! client as the server's refusal, Ctrl-C ends the proxy and removes its socket; `pgrator postgres psql` goes
-//! through it with no second approval.
+//! expiry, a later connection is logged in with a refreshed token and no new approval; without a refresh token
+//! the proxy shows a device-flow code on its terminal and the waiting client gets in once it is approved.
+//! Settings pass through, cancel requests work, a wrong TCP password and other local users are kept out, a revoked
+//! grant reaches the client as the server's refusal, Ctrl-C ends the proxy and removes its socket;
+//! `pgrator postgres psql` goes through it with no second approval.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -514,6 +515,46 @@ async fn clients_without_oauth_log_in_through_the_proxy() {
         approvals_after_access,
         "pgrator postgres psql asked for a new approval"
     );
+
+    // Without a refresh token (an IdP that gives none, or one refused), the proxy falls back to the device flow on
+    // its terminal once its token runs out, and the waiting client gets in when the person approves.
+    let cache_path = home.path().join(format!("{ALICE}.json"));
+    let mut cached: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cache_path).expect("alice's cache")).expect("json");
+    let issued_at = cached["issued_at"].as_u64().expect("issued_at");
+    cached
+        .as_object_mut()
+        .expect("an object")
+        .remove("refresh_token")
+        .expect("a refresh token was cached");
+    std::fs::write(&cache_path, cached.to_string()).expect("rewrite the cache");
+    // The proxy keeps its token in memory until the last quarter of its life.
+    let stale_at = issued_at + TOKEN_LIFETIME * 3 / 4 + 1;
+    let now = jiff::Timestamp::now().as_second() as u64;
+    std::thread::sleep(Duration::from_secs(stale_at.saturating_sub(now)));
+    let waiting = {
+        let command = clients.psql15(&conninfo, "SELECT current_user");
+        std::thread::spawn(move || run(command, "psql 15 waiting for the login"))
+    };
+    let code = wait_for(
+        "the proxy to show a device-flow code",
+        Duration::from_secs(60),
+        || async {
+            proxy.stdout().lines().find_map(|l| {
+                l.split("enter the code ")
+                    .nth(1)
+                    .map(|c| c.trim().to_owned())
+            })
+        },
+    )
+    .await;
+    idp.api().approve(&code, ALICE).expect("alice approves");
+    answers(
+        waiting.join().expect("the client ran"),
+        "a client waiting for the new login",
+        &role,
+    );
+    assert_eq!(approvals(), approvals_after_access + 1, "one new approval");
 
     // The grants end (revoked): a new connection gets the server's refusal as a client error.
     let grants: Api<PostgresAccess> = Api::namespaced(client.clone(), &ns);
