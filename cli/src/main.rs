@@ -259,12 +259,15 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let t = target(&request.name, &request.namespace, &request.connect);
             let wait = Duration::from_secs(request.connect.wait);
             let role = session.access(&request.wanted(), &t, wait)?;
+            // This run's own socket directory, removed when psql ends.
+            let mut socket_dir = None;
             let conninfo = if request.connect.host.is_some() {
                 t.conninfo(&role)
             } else {
                 // Through the proxy on a socket of this run's own, running beside psql until psql ends: the login
                 // is the CLI's (cached), so psql asks for no approval.
                 let dir = listen_dir_for_psql(&request.namespace, &request.name)?;
+                socket_dir = Some(dir.clone());
                 let (namespace, name) = (request.namespace.clone(), request.name.clone());
                 let (tokens, roles, agent) = (
                     Tokens::new(session.agent.clone(), session.login.clone()),
@@ -286,8 +289,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let status = std::process::Command::new(&psql)
                 .arg(conninfo)
                 .args(&psql_args)
-                .status()
-                .map_err(|e| CliError::Usage(format!("running {}: {e}", psql.display())))?;
+                .status();
+            if let Some(dir) = socket_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            let status =
+                status.map_err(|e| CliError::Usage(format!("running {}: {e}", psql.display())))?;
             if status.success() {
                 Ok(())
             } else {

@@ -368,13 +368,17 @@ async fn clients_without_oauth_log_in_through_the_proxy() {
         !out.status.success() && stdout.is_empty() && !stderr.contains("Permission denied"),
         "nobody got in, or never reached the proxy: {stdout} {stderr}"
     );
-    assert!(
-        proxy
-            .stderr()
-            .contains("refused a connection from uid 65534"),
-        "{}",
-        proxy.stderr()
-    );
+    wait_for(
+        "the proxy to refuse uid 65534",
+        Duration::from_secs(10),
+        || async {
+            proxy
+                .stderr()
+                .contains("refused a connection from uid 65534")
+                .then_some(())
+        },
+    )
+    .await;
 
     // A cancel request (psql's Ctrl-C) reaches the server through the proxy.
     let mut sleeper = clients.psql15(&conninfo, "SELECT pg_sleep(60)");
@@ -515,6 +519,12 @@ async fn clients_without_oauth_log_in_through_the_proxy() {
         approvals_after_access,
         "pgrator postgres psql asked for a new approval"
     );
+    // Its run's socket directory is gone with it; the proxy's own stays.
+    let left: Vec<_> = std::fs::read_dir(runtime_dir.path().join("pgrator"))
+        .expect("the socket directories")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec![format!("{ns}.orders")], "left behind: {left:?}");
 
     // Without a refresh token (an IdP that gives none, or one refused), the proxy falls back to the device flow on
     // its terminal once its token runs out, and the waiting client gets in when the person approves.
@@ -591,13 +601,14 @@ async fn clients_without_oauth_log_in_through_the_proxy() {
                 || stderr.contains("OAuth bearer authentication failed")),
         "{stderr}"
     );
-    assert!(
-        proxy
-            .stderr()
-            .contains(&format!("the database refused the login as {role}")),
-        "{}",
-        proxy.stderr()
-    );
+    // The terminal's line comes just after the client's error.
+    let explained = format!("the database refused the login as {role}");
+    wait_for(
+        "the proxy to explain the refusal",
+        Duration::from_secs(10),
+        || async { proxy.stderr().contains(&explained).then_some(()) },
+    )
+    .await;
     // The refusal made the proxy look for her grant again: there is none now, and the client is told so.
     let out = run(clients.psql15(&conninfo, "SELECT 1"), "psql 15");
     let (_, stderr) = text(&out);
