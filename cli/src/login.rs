@@ -220,6 +220,14 @@ fn token_answer(answer: &serde_json::Value) -> Result<Answer, CliError> {
     })
 }
 
+/// Why the token endpoint said no, in its own words (RFC 6749 5.2).
+fn refusal_reason(answer: &serde_json::Value) -> &str {
+    answer["error_description"]
+        .as_str()
+        .or(answer["error"].as_str())
+        .unwrap_or("no reason given")
+}
+
 /// A new access token (and the refresh token that replaces this one) without asking the person again.
 fn refresh_flow(
     agent: &ureq::Agent,
@@ -237,11 +245,8 @@ fn refresh_flow(
     )?;
     if status != 200 {
         return Err(CliError::Login(format!(
-            "HTTP {status} {}",
-            answer["error_description"]
-                .as_str()
-                .or(answer["error"].as_str())
-                .unwrap_or("without a reason")
+            "HTTP {status}: {}",
+            refusal_reason(&answer)
         )));
     }
     token_answer(&answer)
@@ -264,10 +269,7 @@ fn device_flow(
     if status != 200 {
         return Err(CliError::Login(format!(
             "the IdP refused the device authorization (HTTP {status}): {}",
-            authz["error_description"]
-                .as_str()
-                .or(authz["error"].as_str())
-                .unwrap_or("no reason given")
+            refusal_reason(&authz)
         )));
     }
     let text = |key: &str| authz[key].as_str().unwrap_or_default().to_owned();
